@@ -1,0 +1,275 @@
+//! The command line: `serve`, `check`, `plugin inspect`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::plugins::cache::ArtifactCache;
+use crate::plugins::inspect::inspect;
+use crate::plugins::{Loader, Registry, watcher};
+use crate::sandbox::Sandbox;
+use crate::server::{self, AppState};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An AI gateway whose every moving part is a WebAssembly plugin"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, default_value = "switchyard.toml")]
+        config: PathBuf,
+        /// Overrides `server.listen`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Overrides `plugins.dir`.
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+    },
+    /// Validate a config and the plugins it refers to without starting; exit 2 if invalid.
+    Check {
+        #[arg(long, default_value = "switchyard.toml")]
+        config: PathBuf,
+    },
+    /// Work with plugin files.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Show a plugin's kind, WIT version, imports, exports, size and sha256.
+    Inspect {
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            plugins,
+        } => exit(run_serve(&config, listen, plugins)),
+        Command::Check { config } => check(&config),
+        Command::Plugin {
+            command: PluginCommand::Inspect { file, json },
+        } => inspect_cmd(&file, json),
+    }
+}
+
+fn exit(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run_serve(
+    config: &Path,
+    listen: Option<std::net::SocketAddr>,
+    plugins: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let mut cfg = Config::load(config).context("invalid config")?;
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    if let Some(p) = plugins {
+        cfg.plugins_dir = p;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    rt.block_on(serve(cfg))
+}
+
+/// Starts the gateway with a validated config: loads plugins, watches the folder, serves.
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let started = Gateway::start(cfg).await?;
+    tracing::info!(addr = %started.addr, "switchyard listening");
+    tokio::select! {
+        r = started.server => r.context("server task failed")?.context("server failed"),
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+/// A running gateway (used by `serve` and by tests).
+pub struct Gateway {
+    pub addr: std::net::SocketAddr,
+    pub registry: Arc<Registry>,
+    pub loader: Arc<Loader>,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub watch: watcher::WatchHandle,
+}
+
+impl Gateway {
+    /// Binds, loads every plugin, starts the watcher and the server; ready on return.
+    pub async fn start(cfg: Config) -> anyhow::Result<Gateway> {
+        let sandbox = Sandbox::new(cfg.sandbox.clone())
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+            .context("cannot build the sandbox")?;
+        let cache = cfg.cache_dir.clone().map(ArtifactCache::new);
+        let loader = Arc::new(Loader::new(sandbox, cache, cfg.policy.clone()));
+        let registry = Arc::new(Registry::new());
+        let (listener, addr) = server::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let state = AppState::new(registry.clone());
+        let server = tokio::spawn(server::serve(listener, state.clone()));
+        std::fs::create_dir_all(&cfg.plugins_dir).with_context(|| {
+            format!(
+                "cannot create the plugins folder {}",
+                cfg.plugins_dir.display()
+            )
+        })?;
+        // Watch before the initial scan so that a file dropped in during the scan is seen.
+        let watch = watcher::watch(
+            &cfg.plugins_dir,
+            loader.clone(),
+            registry.clone(),
+            cfg.debounce,
+        )
+        .with_context(|| format!("cannot watch {}", cfg.plugins_dir.display()))?;
+        watcher::load_all(&cfg.plugins_dir, &loader, &registry)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot read the plugins folder {}",
+                    cfg.plugins_dir.display()
+                )
+            })?;
+        state.ready.store(true, Ordering::Release);
+        let n = registry.snapshot().len();
+        tracing::info!(plugins = n, dir = %cfg.plugins_dir.display(), "plugins loaded");
+        Ok(Gateway {
+            addr,
+            registry,
+            loader,
+            server,
+            watch,
+        })
+    }
+}
+
+fn check(config: &Path) -> ExitCode {
+    match Config::load(config) {
+        Ok(cfg) => {
+            let mut ok = true;
+            for (name, exists) in crate::config::configured_plugins(&cfg) {
+                if !exists {
+                    eprintln!(
+                        "plugins.{name}: no file {}",
+                        cfg.plugins_dir.join(format!("{name}.wasm")).display()
+                    );
+                    ok = false;
+                }
+            }
+            if ok {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", config.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn inspect_cmd(file: &Path, as_json: bool) -> ExitCode {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let info = match inspect(&bytes) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let kind = info.plugin_kind();
+    if as_json {
+        let v = serde_json::json!({
+            "file": file.display().to_string(),
+            "kind": kind.as_ref().ok().map(|k| k.0),
+            "wit_version": kind.as_ref().ok().map(|k| k.1.clone()),
+            "encoding": info.encoding,
+            "size": info.size,
+            "sha256": info.sha256,
+            "imports": info.imports,
+            "exports": info.exports,
+            "error": kind.as_ref().err().map(|e| e.to_string()),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("file:        {}", file.display());
+        match &kind {
+            Ok((k, v)) => {
+                println!("kind:        {k}");
+                println!("wit version: {v}");
+            }
+            Err(_) => println!("kind:        (not a Switchyard plugin)"),
+        }
+        println!("encoding:    {}", info.encoding);
+        println!("size:        {} bytes", info.size);
+        println!("sha256:      {}", info.sha256);
+        println!("exports:");
+        for e in &info.exports {
+            println!("  {e}");
+        }
+        println!("imports:");
+        for i in &info.imports {
+            println!("  {i}");
+        }
+    }
+    match kind {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}

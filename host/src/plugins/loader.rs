@@ -1,0 +1,198 @@
+//! Turns a `.wasm` file into a `LoadedPlugin`: inspect, compile (or load the cached
+//! artifact), link against the host, and instantiate once as a smoke test. Runs on
+//! blocking threads, never on the request path.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use super::cache::ArtifactCache;
+use super::inspect::{InspectError, inspect};
+use super::{CodeSource, Linked, LoadedPlugin, PluginKind, PluginName};
+use crate::sandbox::store::PluginEnv;
+use crate::sandbox::{AdapterPre, FilterPre, Limits, RouterPre, Sandbox};
+
+/// Why a file could not become a plugin. The message is shown in the log and in
+/// `/admin/plugins`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error(
+        "`{0}` is not a valid plugin name: use lowercase letters, digits and dashes, e.g. `pii-redact.wasm`"
+    )]
+    BadName(String),
+    #[error(transparent)]
+    Inspect(#[from] InspectError),
+    #[error("compilation failed: {0}")]
+    Compile(String),
+    #[error("the component does not fit the {kind} world: {reason}")]
+    Link { kind: PluginKind, reason: String },
+    #[error("the first instantiation failed: {0}")]
+    Smoke(String),
+}
+
+/// Limits and settings for plugins, from the gateway config.
+#[derive(Debug, Clone, Default)]
+pub struct PluginPolicy {
+    pub defaults: Limits,
+    pub per_plugin: HashMap<String, PluginSettings>,
+}
+
+/// One plugin's overrides.
+#[derive(Debug, Clone, Default)]
+pub struct PluginSettings {
+    pub limits: Option<Limits>,
+    /// The plugin's own settings as JSON text.
+    pub config_json: Option<String>,
+}
+
+/// Loads plugins for one engine.
+pub struct Loader {
+    sandbox: Arc<Sandbox>,
+    cache: Option<ArtifactCache>,
+    policy: PluginPolicy,
+    compiled: AtomicU64,
+    cache_hits: AtomicU64,
+}
+
+impl Loader {
+    pub fn new(sandbox: Arc<Sandbox>, cache: Option<ArtifactCache>, policy: PluginPolicy) -> Self {
+        Loader {
+            sandbox,
+            cache,
+            policy,
+            compiled: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+        }
+    }
+
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    /// How many components this loader compiled, and how many it took from the cache.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.compiled.load(Ordering::Relaxed),
+            self.cache_hits.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Loads `dir/NAME.wasm`; the plugin's name is the file stem.
+    pub fn load_file(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        let name = PluginName::parse(stem).ok_or_else(|| LoadError::BadName(stem.to_owned()))?;
+        let bytes = std::fs::read(path).map_err(|e| LoadError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        self.load(name, &bytes)
+    }
+
+    /// Loads a plugin from its bytes.
+    pub fn load(&self, name: PluginName, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
+        let info = inspect(bytes)?;
+        let (kind, wit_version) = info.plugin_kind()?;
+        let (component, source) = self.component(bytes, &info.sha256)?;
+        let linked = self.link(kind, &component)?;
+        let settings = self.policy.per_plugin.get(name.as_str());
+        let env = Arc::new(PluginEnv {
+            name: name.to_string(),
+            config_json: settings
+                .and_then(|s| s.config_json.clone())
+                .unwrap_or_else(|| "{}".into()),
+            limits: settings
+                .and_then(|s| s.limits.clone())
+                .unwrap_or_else(|| self.policy.defaults.clone()),
+        });
+        let plugin = LoadedPlugin {
+            name,
+            kind,
+            wit_version,
+            sha256: info.sha256,
+            size: info.size,
+            source,
+            loaded_at: SystemTime::now(),
+            env,
+            linked,
+            sandbox: self.sandbox.clone(),
+        };
+        // Instantiate once so that a plugin whose start-up traps, loops or needs more
+        // memory than its cap is rejected now rather than on the first request.
+        let smoke = match kind {
+            PluginKind::Adapter => plugin.adapter().map(drop),
+            PluginKind::Router => plugin.router().map(drop),
+            PluginKind::Filter => plugin.filter().map(drop),
+        };
+        smoke.map_err(|e| LoadError::Smoke(e.to_string()))?;
+        Ok(plugin)
+    }
+
+    fn component(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<(wasmtime::component::Component, CodeSource), LoadError> {
+        let key = self.sandbox.artifact_key();
+        if let Some(cache) = &self.cache {
+            let path = cache.path(sha256, &key);
+            if path.exists() {
+                match self.sandbox.deserialize_file(&path) {
+                    Ok(c) => {
+                        self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                        return Ok((c, CodeSource::Cache));
+                    }
+                    Err(e) => {
+                        // A stale or damaged artifact: recompile and replace it.
+                        tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached artifact");
+                    }
+                }
+            }
+        }
+        let artifact = self
+            .sandbox
+            .compile(bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        if let Some(cache) = &self.cache {
+            match cache.store(sha256, &key, &artifact) {
+                Ok(path) => {
+                    if let Ok(c) = self.sandbox.deserialize_file(&path) {
+                        return Ok((c, CodeSource::Compiled));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %cache.dir().display(), error = %e, "cannot write the plugin cache")
+                }
+            }
+        }
+        let c = self
+            .sandbox
+            .deserialize(&artifact)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        Ok((c, CodeSource::Compiled))
+    }
+
+    fn link(
+        &self,
+        kind: PluginKind,
+        c: &wasmtime::component::Component,
+    ) -> Result<Linked, LoadError> {
+        let s = &self.sandbox;
+        let linked = match kind {
+            PluginKind::Adapter => AdapterPre::new(s, c).map(Linked::Adapter),
+            PluginKind::Router => RouterPre::new(s, c).map(Linked::Router),
+            PluginKind::Filter => FilterPre::new(s, c).map(Linked::Filter),
+        };
+        linked.map_err(|e| LoadError::Link {
+            kind,
+            reason: format!("{e:#}"),
+        })
+    }
+}

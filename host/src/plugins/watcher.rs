@@ -1,0 +1,193 @@
+//! Watches the plugins folder and reloads changed files without a restart.
+//!
+//! One task owns reloading (as Zed's extension host does): file events are debounced
+//! per file (a burst of writes becomes one reload, and a file still being written is
+//! read once it has been quiet for the debounce period), then each file is loaded on a
+//! blocking thread and published. A file that fails to load is reported and the last
+//! good version keeps serving; a deleted file unloads its plugin.
+//!
+//! The debounce is written here rather than taken from `notify-debouncer-full` because
+//! it must be per file and feed an async task; it is a map of deadlines.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use super::inspect::sha256_hex;
+use super::{Loader, PluginName, Registry};
+
+/// Keeps the watch alive; dropping it stops watching.
+pub struct WatchHandle {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Whether a path in the folder is a plugin file (`NAME.wasm`, not hidden).
+fn is_plugin_file(path: &Path) -> bool {
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_none_or(|n| n.starts_with('.'));
+    !hidden && path.extension().is_some_and(|e| e == "wasm")
+}
+
+/// Whether an event can change what a file holds. Reads are excluded: the loader's own
+/// read of a file would otherwise trigger another load, forever.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => true,
+        EventKind::Modify(m) => !matches!(m, ModifyKind::Metadata(_)),
+        EventKind::Access(a) => matches!(a, AccessKind::Close(AccessMode::Write)),
+    }
+}
+
+/// Loads every plugin in `dir` (used at start-up, before serving).
+pub async fn load_all(
+    dir: &Path,
+    loader: &Arc<Loader>,
+    registry: &Arc<Registry>,
+) -> std::io::Result<()> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if is_plugin_file(&path) {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    for path in paths {
+        reload(&path, loader, registry).await;
+    }
+    Ok(())
+}
+
+/// Starts watching `dir`. Changes are applied after `debounce` of quiet per file.
+pub fn watch(
+    dir: &Path,
+    loader: Arc<Loader>,
+    registry: Arc<Registry>,
+    debounce: Duration,
+) -> notify::Result<WatchHandle> {
+    let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) if changes_content(&event.kind) => {
+                for path in event.paths {
+                    if is_plugin_file(&path) {
+                        // The receiver only goes away at shutdown.
+                        let _ = tx.send(path);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "plugin folder watch error"),
+        })?;
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    let task = tokio::spawn(debounce_loop(rx, loader, registry, debounce));
+    Ok(WatchHandle {
+        _watcher: watcher,
+        task,
+    })
+}
+
+async fn debounce_loop(
+    mut rx: mpsc::UnboundedReceiver<PathBuf>,
+    loader: Arc<Loader>,
+    registry: Arc<Registry>,
+    debounce: Duration,
+) {
+    let mut due: HashMap<PathBuf, Instant> = HashMap::new();
+    loop {
+        let next = due.values().min().copied();
+        tokio::select! {
+            path = rx.recv() => match path {
+                Some(path) => { due.insert(path, Instant::now() + debounce); }
+                None => return,
+            },
+            _ = sleep_until(next), if next.is_some() => {
+                let now = Instant::now();
+                let ready: Vec<PathBuf> = due.iter().filter(|(_, t)| **t <= now).map(|(p, _)| p.clone()).collect();
+                for path in ready {
+                    due.remove(&path);
+                    reload(&path, &loader, &registry).await;
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    if let Some(t) = t {
+        tokio::time::sleep_until(t.into()).await;
+    }
+}
+
+/// Applies the current state of one file: load it, or unload it if it is gone.
+pub async fn reload(path: &Path, loader: &Arc<Loader>, registry: &Arc<Registry>) {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    let Some(name) = PluginName::parse(&stem) else {
+        tracing::warn!(file = %path.display(), "ignoring plugin file: names are lowercase letters, digits and dashes");
+        return;
+    };
+    let bytes = match tokio::fs::read(path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if registry.active_sha256(&name).is_some() {
+                tracing::info!(plugin = %name, "plugin file deleted; unloading");
+            }
+            registry.remove(&name);
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(plugin = %name, error = %e, "cannot read plugin file; keeping the serving version");
+            registry.reject(name, None, format!("cannot read {}: {e}", path.display()));
+            return;
+        }
+    };
+    let sha = sha256_hex(&bytes);
+    if registry.active_sha256(&name).as_deref() == Some(sha.as_str()) {
+        registry.clear_rejection(&name);
+        return;
+    }
+    if registry.rejected_sha256(&name).as_deref() == Some(sha.as_str()) {
+        // Already rejected this exact content; don't recompile it on every event.
+        return;
+    }
+    let started = Instant::now();
+    let loader2 = loader.clone();
+    let name2 = name.clone();
+    let result = tokio::task::spawn_blocking(move || loader2.load(name2, &bytes)).await;
+    match result {
+        Ok(Ok(plugin)) => {
+            tracing::info!(
+                plugin = %name, kind = %plugin.kind, wit = %plugin.wit_version, sha256 = %plugin.sha256,
+                source = ?plugin.source, ms = started.elapsed().as_millis() as u64, "plugin loaded"
+            );
+            registry.activate(plugin);
+        }
+        Ok(Err(e)) => {
+            let serving = registry.active_sha256(&name).is_some();
+            tracing::warn!(plugin = %name, error = %e, keeps_serving_previous = serving, "plugin rejected");
+            registry.reject(name, Some(sha), e.to_string());
+        }
+        Err(e) => {
+            tracing::error!(plugin = %name, error = %e, "plugin load task failed");
+            registry.reject(name, Some(sha), format!("load task failed: {e}"));
+        }
+    }
+}

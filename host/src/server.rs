@@ -1,0 +1,160 @@
+//! The HTTP listener: accepts connections (TCP_NODELAY on each), serves HTTP/1.1 and
+//! HTTP/2, gives every response an `x-request-id`, and routes to the handlers.
+//!
+//! Routes: `GET /healthz`, `GET /readyz`, `GET /admin/plugins`.
+
+mod admin;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use crate::error::GatewayError;
+use crate::plugins::Registry;
+
+pub type Body = Full<Bytes>;
+
+/// State shared by every connection.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    /// Set once the config and the initial plugins are loaded.
+    pub ready: AtomicBool,
+    next_request_id: AtomicU64,
+    boot_id: u32,
+}
+
+impl AppState {
+    pub fn new(registry: Arc<Registry>) -> Arc<Self> {
+        let boot_id = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+            .unwrap_or(0);
+        Arc::new(AppState {
+            registry,
+            ready: AtomicBool::new(false),
+            next_request_id: AtomicU64::new(1),
+            boot_id,
+        })
+    }
+
+    fn request_id(&self) -> String {
+        format!(
+            "req_{:08x}{:012x}",
+            self.boot_id,
+            self.next_request_id.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+/// Serves until the listener fails; each connection runs on its own task.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: keep accepting after a pause.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Without it a keep-alive response written in two parts waits ~40 ms for the
+        // peer's delayed ACK (Nagle).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let state = state.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, req).await) }
+            });
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Binds `addr` (port 0 picks a free port) and returns the listener and its address.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    let request_id = state.request_id();
+    let mut resp = match route(state, &req) {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+fn route(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, GatewayError> {
+    let path = req.uri().path();
+    let get_only = |f: &dyn Fn() -> Response<Body>| {
+        if req.method() == Method::GET || req.method() == Method::HEAD {
+            Ok(f())
+        } else {
+            Err(GatewayError::MethodNotAllowed {
+                method: req.method().to_string(),
+                path: path.to_owned(),
+            })
+        }
+    };
+    match path {
+        "/healthz" => get_only(&|| json(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
+        "/readyz" => {
+            if state.ready.load(Ordering::Acquire) {
+                get_only(&|| {
+                    json(
+                        StatusCode::OK,
+                        &serde_json::json!({"status": "ready", "plugins": state.registry.snapshot().len()}),
+                    )
+                })
+            } else {
+                Err(GatewayError::NotReady("plugins are still loading".into()))
+            }
+        }
+        "/admin/plugins" => get_only(&|| admin::plugins(state)),
+        _ => Err(GatewayError::UnknownRoute {
+            method: req.method().to_string(),
+            path: path.to_owned(),
+        }),
+    }
+}
+
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn error_response(e: &GatewayError) -> Response<Body> {
+    let mut resp = json(e.status(), &e.body());
+    if e.status() == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+    }
+    resp
+}

@@ -1,0 +1,111 @@
+//! The `switchyard` command line, run as a real process.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/fixtures")
+        .join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash scripts/build-plugins.sh`",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn plugin_inspect_shows_kind_version_exports_imports_size_and_sha256() {
+    let out = bin()
+        .args(["plugin", "inspect"])
+        .arg(fixture("fx-echo"))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "kind:        adapter",
+        "wit version: 0.1.0",
+        "switchyard:plugin/adapter@0.1.0",
+        "switchyard:plugin/types@0.1.0",
+        "sha256:",
+        "size:",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+}
+
+#[test]
+fn plugin_inspect_json_is_machine_readable() {
+    let out = bin()
+        .args(["plugin", "inspect", "--json"])
+        .arg(fixture("fx-hostile"))
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["kind"], "filter");
+    assert_eq!(v["wit_version"], "0.1.0");
+    assert_eq!(v["sha256"].as_str().map(str::len), Some(64));
+    assert!(v["imports"].as_array().is_some_and(|a| !a.is_empty()));
+}
+
+#[test]
+fn plugin_inspect_fails_clearly_on_non_plugins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let truncated = dir.path().join("t.wasm");
+    let good = std::fs::read(fixture("fx-echo")).expect("read");
+    std::fs::write(&truncated, &good[..good.len() / 2]).expect("write");
+    let cases = [
+        (truncated, "truncated"),
+        (fixture("fx-wrong-world"), "no Switchyard plugin interface"),
+        (fixture("fx-future-version"), "supports WIT version"),
+        (dir.path().join("missing.wasm"), "cannot read"),
+    ];
+    for (path, want) in cases {
+        let out = bin()
+            .args(["plugin", "inspect"])
+            .arg(&path)
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{} should fail", path.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "expected {want:?} in {err}");
+    }
+}
+
+#[test]
+fn check_validates_config_and_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[sandbox]\ncall_timeout = \"20ms\"\n").expect("write");
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&good)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[sandbox]\nmemory_limit = \"lots\"\n").expect("write");
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sandbox.memory_limit"));
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy (host and guests), the host's unit and
+# CLI tests, and the end-to-end tests against real plugins. Installs what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if command -v rustup >/dev/null 2>&1; then
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "build plugins and fixtures (wasm32-wasip2)"
+bash scripts/build-plugins.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy: host and tests"
+cargo clippy --locked -p switchyard -p switchyard-tests --all-targets -- -D warnings
+
+step "clippy: sdk, plugins and fixtures (wasm32-wasip2)"
+guests=(-p switchyard-sdk)
+for d in plugins/*/ tests/fixtures/*/; do [ -f "$d/Cargo.toml" ] && guests+=(-p "$(basename "$d")"); done
+cargo clippy --locked --target wasm32-wasip2 --profile plugin "${guests[@]}" -- -D warnings
+
+step "tests"
+cargo test --locked -p switchyard -p switchyard-tests
+
+echo
+echo "all checks passed"

@@ -1,0 +1,180 @@
+//! Shared harness for the end-to-end tests: where the built plugins are, a real gateway
+//! on `127.0.0.1:0` over a temporary plugins folder, an HTTP client, and canonical
+//! requests to feed plugins.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use switchyard::cli::Gateway;
+use switchyard::config::Config;
+use switchyard::plugins::Snapshot;
+use switchyard::sandbox::types::{ChatRequest, ContentPart, Message, Role, Sampling};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn built(dir: &str, name: &str) -> PathBuf {
+    let p = root().join("target").join(dir).join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash scripts/build-plugins.sh` (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
+/// A bundled plugin, built by `scripts/build-plugins.sh`.
+pub fn plugin(name: &str) -> PathBuf {
+    built("plugins", name)
+}
+
+/// A test fixture plugin, built by `scripts/build-plugins.sh`.
+pub fn fixture(name: &str) -> PathBuf {
+    built("fixtures", name)
+}
+
+/// A gateway serving a temporary plugins folder.
+pub struct TestGateway {
+    pub gw: Gateway,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestGateway {
+    /// Starts a gateway whose plugins folder holds `plugins` (file name → source file)
+    /// and whose config has `extra_toml` appended.
+    pub async fn start(
+        plugins: &[(&str, PathBuf)],
+        extra_toml: &str,
+    ) -> anyhow::Result<TestGateway> {
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir_all(dir.path().join("plugins"))?;
+        for (name, src) in plugins {
+            std::fs::copy(src, dir.path().join("plugins").join(name))
+                .with_context(|| format!("copy {name}"))?;
+        }
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[plugins]\ndir = \"plugins\"\ncache_dir = \"cache\"\ndebounce = \"50ms\"\n{extra_toml}"
+        );
+        std::fs::write(dir.path().join("switchyard.toml"), toml)?;
+        let cfg = Config::load(&dir.path().join("switchyard.toml"))?;
+        let gw = Gateway::start(cfg).await?;
+        Ok(TestGateway { gw, dir })
+    }
+
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// Puts `bytes` into the plugins folder as `name` the way a careful operator does:
+    /// write beside it, then rename over it.
+    pub fn install_bytes(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let tmp = self.plugins_dir().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, self.plugins_dir().join(name))?;
+        Ok(())
+    }
+
+    pub fn install(&self, name: &str, src: &Path) -> anyhow::Result<()> {
+        self.install_bytes(name, &std::fs::read(src)?)
+    }
+
+    pub fn snapshot(&self) -> std::sync::Arc<Snapshot> {
+        self.gw.registry.snapshot()
+    }
+
+    /// Waits (without sleeping blindly) until `pred` holds for the registry, or fails
+    /// after `timeout`.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&Self) -> bool,
+    ) -> anyhow::Result<()> {
+        let mut rx = self.gw.registry.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if pred(self) {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => bail!("registry closed"),
+                Err(_) => bail!(
+                    "condition not reached within {timeout:?}; plugins: {:?}",
+                    self.gw.registry.statuses()
+                ),
+            }
+        }
+    }
+
+    /// The `/admin/plugins` entry for `name`.
+    pub async fn admin_entry(&self, name: &str) -> anyhow::Result<serde_json::Value> {
+        let (status, _, body) = get(self.gw.addr, "/admin/plugins").await?;
+        anyhow::ensure!(status == 200, "admin status {status}");
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        v["plugins"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["name"] == name).cloned())
+            .with_context(|| format!("{name} not in {v}"))
+    }
+}
+
+/// `GET path` over real HTTP; returns status, headers and body.
+pub async fn get(
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> anyhow::Result<(u16, hyper::HeaderMap, Vec<u8>)> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let uri: hyper::Uri = format!("http://{addr}{path}").parse()?;
+    let resp = client.get(uri).await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await?.to_bytes().to_vec();
+    Ok((status, headers, body))
+}
+
+/// A canonical request with one user message.
+pub fn request(text: &str) -> ChatRequest {
+    conversation(&[(Role::User, text)])
+}
+
+/// A canonical request with these messages.
+pub fn conversation(messages: &[(Role, &str)]) -> ChatRequest {
+    ChatRequest {
+        model: "demo".into(),
+        messages: messages
+            .iter()
+            .map(|(role, text)| Message {
+                role: *role,
+                content: vec![ContentPart::Text((*text).to_owned())],
+                name: None,
+                tool_calls: vec![],
+                tool_call_id: None,
+                reasoning: None,
+            })
+            .collect(),
+        tools: vec![],
+        tool_choice: None,
+        parallel_tool_calls: None,
+        response_format: None,
+        sampling: Sampling {
+            temperature: Some(0.2),
+            top_p: None,
+            max_tokens: Some(256),
+            stop: vec![],
+            presence_penalty: None,
+            frequency_penalty: None,
+            seed: None,
+            n: None,
+            reasoning_effort: None,
+        },
+        stream: false,
+        user: None,
+        extra: String::new(),
+    }
+}

@@ -1,0 +1,132 @@
+//! Loading plugins of each kind, and rejecting files that are not plugins.
+
+use std::sync::Arc;
+
+use switchyard::plugins::inspect::InspectError;
+use switchyard::plugins::loader::PluginPolicy;
+use switchyard::plugins::{LoadError, Loader, PluginKind, PluginName};
+use switchyard::sandbox::{Sandbox, SandboxSettings};
+use switchyard_tests::{fixture, request};
+
+fn loader() -> Loader {
+    let sandbox = Sandbox::new(SandboxSettings {
+        max_instances: 64,
+        ..Default::default()
+    })
+    .expect("sandbox");
+    Loader::new(sandbox, None, PluginPolicy::default())
+}
+
+fn name(s: &str) -> PluginName {
+    PluginName::parse(s).expect("valid name")
+}
+
+#[test]
+fn adapter_router_and_filter_load_with_kind_and_version_from_exports() {
+    let l = loader();
+    for (file, kind) in [
+        ("fx-echo", PluginKind::Adapter),
+        ("fx-hostile", PluginKind::Filter),
+    ] {
+        let bytes = std::fs::read(fixture(file)).expect("read");
+        let p = l.load(name(file), &bytes).expect(file);
+        assert_eq!(p.kind, kind, "{file}");
+        assert_eq!(p.wit_version, "0.1.0");
+        assert_eq!(p.sha256.len(), 64);
+    }
+}
+
+#[test]
+fn adapter_call_returns_the_plugins_answer() {
+    let l = loader();
+    let p = l
+        .load(
+            name("echo"),
+            &std::fs::read(fixture("fx-echo")).expect("read"),
+        )
+        .expect("load");
+    let mut inst = p.adapter().expect("instance");
+    let dep = switchyard::sandbox::adapter_api::Deployment {
+        name: "d".into(),
+        base_url: "http://127.0.0.1:1".into(),
+        model_id: "m-1".into(),
+        settings: "{}".into(),
+    };
+    let up = inst
+        .build_request(&dep, &request("hello"))
+        .expect("no fault")
+        .expect("ok");
+    assert_eq!(up.path, "/echo/m-1");
+    assert_eq!(up.body, b"hello");
+    assert!(p.router().is_err(), "an adapter is not a router");
+}
+
+fn rejection(bytes: &[u8]) -> LoadError {
+    loader()
+        .load(name("bad"), bytes)
+        .expect_err("must be rejected")
+}
+
+#[test]
+fn truncated_file_is_rejected_with_a_reason() {
+    let good = std::fs::read(fixture("fx-echo")).expect("read");
+    for cut in [9, good.len() / 3, good.len() - 1] {
+        let e = rejection(&good[..cut]);
+        assert!(
+            matches!(e, LoadError::Inspect(InspectError::Malformed(_))),
+            "cut at {cut}: {e}"
+        );
+        assert!(e.to_string().contains("truncated"), "{e}");
+    }
+    assert!(matches!(
+        rejection(b""),
+        LoadError::Inspect(InspectError::NotWasm)
+    ));
+}
+
+#[test]
+fn core_module_is_rejected_as_not_a_component() {
+    let module = [0, b'a', b's', b'm', 1, 0, 0, 0];
+    let e = rejection(&module);
+    assert!(
+        matches!(e, LoadError::Inspect(InspectError::CoreModule)),
+        "{e}"
+    );
+    assert!(e.to_string().contains("core WebAssembly module"), "{e}");
+}
+
+#[test]
+fn component_exporting_another_world_is_rejected() {
+    let e = rejection(&std::fs::read(fixture("fx-wrong-world")).expect("read"));
+    assert!(
+        matches!(e, LoadError::Inspect(InspectError::WrongWorld { .. })),
+        "{e}"
+    );
+    assert!(e.to_string().contains("example:other/greeter@1.0.0"), "{e}");
+}
+
+#[test]
+fn unsupported_wit_version_is_rejected() {
+    let e = rejection(&std::fs::read(fixture("fx-future-version")).expect("read"));
+    assert!(
+        matches!(
+            e,
+            LoadError::Inspect(InspectError::UnsupportedVersion { .. })
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("@9.0.0") && e.to_string().contains("0.1.0"),
+        "{e}"
+    );
+}
+
+#[test]
+fn invalid_file_names_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("Bad_Name.wasm");
+    std::fs::copy(fixture("fx-echo"), &path).expect("copy");
+    let e = loader().load_file(&path).expect_err("bad name");
+    assert!(matches!(e, LoadError::BadName(_)), "{e}");
+    let _ = Arc::new(());
+}
