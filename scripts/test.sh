@@ -10,6 +10,12 @@ fi
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "python virtualenv with the official openai SDK (target/pyenv)"
+if [ ! -x target/pyenv/bin/python ]; then
+  python3 -m venv target/pyenv
+fi
+target/pyenv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+
 step "build plugins and fixtures (wasm32-wasip2)"
 bash scripts/build-plugins.sh
 
@@ -17,7 +23,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "clippy: host and tests"
-cargo clippy --locked -p switchyard -p switchyard-tests --all-targets -- -D warnings
+cargo clippy --locked -p switchyard -p switchyard-tests -p switchyard-mock-upstream --all-targets -- -D warnings
 
 step "clippy: sdk, plugins and fixtures (wasm32-wasip2)"
 guests=(-p switchyard-sdk)
@@ -25,7 +31,7 @@ for d in plugins/*/ tests/fixtures/*/; do [ -f "$d/Cargo.toml" ] && guests+=(-p 
 cargo clippy --locked --target wasm32-wasip2 --profile plugin "${guests[@]}" -- -D warnings
 
 step "tests"
-cargo test --locked -p switchyard -p switchyard-tests
+cargo test --locked -p switchyard -p switchyard-tests -p switchyard-mock-upstream
 
 echo
 echo "all checks passed"

@@ -44,6 +44,14 @@ enum Command {
         #[arg(long, default_value = "switchyard.toml")]
         config: PathBuf,
     },
+    /// Serve the OpenAI, Anthropic and Gemini wire formats locally, for trying the
+    /// gateway without provider keys. The model name picks the behaviour: `mock-echo`,
+    /// `mock-status-429`, `mock-slow-500ms`, `mock-ttft-200ms`, `mock-stream-cut-3`,
+    /// `mock-malformed`, `mock-tool-call`, `mock-words-100` (combine with `+`).
+    MockUpstream {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: std::net::SocketAddr,
+    },
     /// Work with plugin files.
     Plugin {
         #[command(subcommand)]
@@ -73,6 +81,7 @@ pub fn main() -> ExitCode {
             plugins,
         } => exit(run_serve(&config, listen, plugins)),
         Command::Check { config } => check(&config),
+        Command::MockUpstream { listen } => exit(run_mock(listen)),
         Command::Plugin {
             command: PluginCommand::Inspect { file, json },
         } => inspect_cmd(&file, json),
@@ -114,12 +123,29 @@ fn run_serve(
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    rt.block_on(serve(cfg))
+    rt.block_on(serve(cfg, config))
+}
+
+fn run_mock(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        tracing::info!(addr = %listen, "mock upstream listening (OpenAI, Anthropic, Gemini)");
+        tokio::select! {
+            r = switchyard_mock_upstream::serve(listener) => r.context("mock upstream failed"),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })
 }
 
 /// Starts the gateway with a validated config: loads plugins, watches the folder, serves.
-pub async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let started = Gateway::start(cfg).await?;
+pub async fn serve(cfg: Config, config_path: &Path) -> anyhow::Result<()> {
+    let started = Gateway::start(cfg, Some(config_path)).await?;
     tracing::info!(addr = %started.addr, "switchyard listening");
     tokio::select! {
         r = started.server => r.context("server task failed")?.context("server failed"),
@@ -133,15 +159,18 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
 /// A running gateway (used by `serve` and by tests).
 pub struct Gateway {
     pub addr: std::net::SocketAddr,
+    pub state: Arc<AppState>,
     pub registry: Arc<Registry>,
     pub loader: Arc<Loader>,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
     pub watch: watcher::WatchHandle,
+    pub config_watch: Option<crate::config::watch::ConfigWatch>,
 }
 
 impl Gateway {
-    /// Binds, loads every plugin, starts the watcher and the server; ready on return.
-    pub async fn start(cfg: Config) -> anyhow::Result<Gateway> {
+    /// Binds, loads every plugin, starts the watchers and the server; ready on return.
+    /// With `config_path`, edits of that file are applied without a restart.
+    pub async fn start(cfg: Config, config_path: Option<&Path>) -> anyhow::Result<Gateway> {
         let sandbox = Sandbox::new(cfg.sandbox.clone())
             .map_err(|e| anyhow::anyhow!("{e:#}"))
             .context("cannot build the sandbox")?;
@@ -151,7 +180,25 @@ impl Gateway {
         let (listener, addr) = server::bind(cfg.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-        let state = AppState::new(registry.clone());
+        let client = crate::upstream::Client::new().context("cannot build the TLS client")?;
+        let live = crate::pipeline::Live::new(Arc::new(cfg.clone()), None);
+        if cfg.client_keys.is_empty() {
+            if !cfg.listen.ip().is_loopback() {
+                anyhow::bail!(
+                    "refusing to listen on {} without client keys: set [auth] keys = [\"env:NAME\"] or listen on a loopback address",
+                    cfg.listen
+                );
+            }
+            tracing::warn!(
+                "no client keys configured ([auth] keys): serving without authentication on loopback only"
+            );
+        }
+        for d in cfg.deployments.values() {
+            if let Some(why) = d.unavailable() {
+                tracing::warn!(deployment = %d.name, reason = %why, "deployment unavailable");
+            }
+        }
+        let state = AppState::new(registry.clone(), live, client);
         let server = tokio::spawn(server::serve(listener, state.clone()));
         std::fs::create_dir_all(&cfg.plugins_dir).with_context(|| {
             format!(
@@ -178,12 +225,27 @@ impl Gateway {
         state.ready.store(true, Ordering::Release);
         let n = registry.snapshot().len();
         tracing::info!(plugins = n, dir = %cfg.plugins_dir.display(), "plugins loaded");
+        let config_watch = match config_path {
+            Some(p) => Some(
+                crate::config::watch::watch(
+                    p,
+                    state.clone(),
+                    loader.clone(),
+                    registry.clone(),
+                    cfg.debounce,
+                )
+                .with_context(|| format!("cannot watch {}", p.display()))?,
+            ),
+            None => None,
+        };
         Ok(Gateway {
             addr,
+            state,
             registry,
             loader,
             server,
             watch,
+            config_watch,
         })
     }
 }

@@ -4,9 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub mod watch;
 
 use crate::plugins::PluginName;
 use crate::plugins::loader::{PluginPolicy, PluginSettings};
@@ -48,6 +51,52 @@ struct RawConfig {
     plugins: toml::Table,
     #[serde(default)]
     sandbox: RawSandbox,
+    #[serde(default)]
+    deployments: BTreeMap<String, RawDeployment>,
+    #[serde(default)]
+    models: BTreeMap<String, RawModel>,
+    #[serde(default)]
+    auth: RawAuth,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeployment {
+    adapter: String,
+    base_url: String,
+    /// The provider's model id.
+    model: String,
+    api_key: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    /// USD per million input tokens.
+    input_price: Option<f64>,
+    /// USD per million output tokens.
+    output_price: Option<f64>,
+    weight: Option<u32>,
+    first_byte_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    total_timeout: Option<String>,
+    /// Adapter settings, handed to the adapter as JSON.
+    settings: Option<toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    deployments: Vec<String>,
+    router: Option<String>,
+    #[serde(default)]
+    filters: Vec<String>,
+    /// What a failing filter does: `closed` (deny, the default) or `open` (skip it).
+    filter_failure: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    #[serde(default)]
+    keys: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +134,102 @@ pub struct Config {
     pub debounce: Duration,
     pub sandbox: SandboxSettings,
     pub policy: PluginPolicy,
+    pub deployments: BTreeMap<String, Arc<Deployment>>,
+    pub models: BTreeMap<String, Arc<Model>>,
+    /// Client API keys; empty means no authentication (loopback only).
+    pub client_keys: Vec<Secret>,
+}
+
+/// A secret read from the environment. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    #[doc(hidden)]
+    pub fn for_tests(s: &str) -> Secret {
+        Secret(s.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Timeouts for calls to one deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Until the response head arrives, connecting included (connecting alone is also
+    /// capped by `upstream::CONNECT_TIMEOUT`).
+    pub first_byte: Duration,
+    /// Between two body reads.
+    pub idle: Duration,
+    /// The whole call, streaming included.
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            first_byte: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+            total: Duration::from_secs(600),
+        }
+    }
+}
+
+/// One provider deployment: where to send requests and how.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub name: String,
+    pub adapter: String,
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub model_id: String,
+    /// `None` when no key is configured; `Some(Err(what))` when the variable or file is missing
+    /// (the deployment is then unavailable, not fatal).
+    pub api_key: Option<Result<Secret, String>>,
+    pub tags: Vec<String>,
+    pub input_price: f64,
+    pub output_price: f64,
+    pub weight: u32,
+    pub timeouts: Timeouts,
+    /// Adapter settings as JSON text.
+    pub settings_json: String,
+}
+
+impl Deployment {
+    /// Why the deployment cannot be used right now, if it cannot.
+    pub fn unavailable(&self) -> Option<String> {
+        match &self.api_key {
+            Some(Err(what)) => Some(format!("{what} is not set or empty")),
+            _ => None,
+        }
+    }
+}
+
+/// What a failing compliance filter does to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterFailure {
+    /// Deny the request (a broken filter must not let traffic through unfiltered).
+    Closed,
+    /// Skip the filter.
+    Open,
+}
+
+/// A public model: what clients ask for.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub name: String,
+    pub deployments: Vec<Arc<Deployment>>,
+    pub router: Option<String>,
+    pub filters: Vec<String>,
+    pub filter_failure: FilterFailure,
 }
 
 impl Config {
@@ -192,6 +337,28 @@ impl Config {
                 .unwrap_or("plugins");
             Some(plugins_dir.with_file_name(format!(".{name}-cache")))
         };
+        let deployments = raw
+            .deployments
+            .into_iter()
+            .map(|(name, d)| deployment(&name, d).map(|d| (name, Arc::new(d))))
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
+        let mut models = BTreeMap::new();
+        for (name, m) in raw.models {
+            models.insert(name.clone(), Arc::new(model(&name, m, &deployments)?));
+        }
+        let client_keys = raw
+            .auth
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| match secret(&format!("auth.keys[{i}]"), k)? {
+                Ok(s) => Ok(s),
+                Err(what) => Err(invalid(
+                    format!("auth.keys[{i}]"),
+                    format!("{what} is not set or empty"),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             listen,
             plugins_dir,
@@ -202,8 +369,159 @@ impl Config {
                 defaults,
                 per_plugin,
             },
+            deployments,
+            models,
+            client_keys,
         })
     }
+}
+
+/// Resolves a secret reference: `env:NAME` (an environment variable) or `file:PATH`
+/// (the trimmed contents of a file, as Docker and Kubernetes secrets are mounted).
+/// `Ok(Err(what))` when the variable is unset or the file unreadable.
+fn secret(key: &str, v: &str) -> Result<Result<Secret, String>, ConfigError> {
+    if let Some(path) = v.strip_prefix("file:") {
+        if path.is_empty() {
+            return Err(invalid(key, "empty file path"));
+        }
+        return Ok(match std::fs::read_to_string(path) {
+            Ok(s) if !s.trim().is_empty() => Ok(Secret(s.trim().to_owned())),
+            _ => Err(format!("file {path}")),
+        });
+    }
+    let var = v.strip_prefix("env:").ok_or_else(|| {
+        invalid(key, "secrets are referenced as \"env:NAME\" or \"file:PATH\" so that they never sit in the config file")
+    })?;
+    if var.is_empty() {
+        return Err(invalid(key, "empty environment variable name"));
+    }
+    Ok(match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(Secret(v)),
+        _ => Err(format!("environment variable {var}")),
+    })
+}
+
+fn deployment(name: &str, d: RawDeployment) -> Result<Deployment, ConfigError> {
+    let key = format!("deployments.{name}");
+    if PluginName::parse(&d.adapter).is_none() {
+        return Err(invalid(
+            format!("{key}.adapter"),
+            format!("`{}` is not a plugin name", d.adapter),
+        ));
+    }
+    let base_url = d.base_url.trim_end_matches('/').to_owned();
+    let uri: hyper::Uri = base_url
+        .parse()
+        .map_err(|e| invalid(format!("{key}.base_url"), format!("`{}`: {e}", d.base_url)))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(invalid(
+            format!("{key}.base_url"),
+            "must be an absolute http:// or https:// URL",
+        ));
+    }
+    if uri.query().is_some() {
+        return Err(invalid(
+            format!("{key}.base_url"),
+            "must not carry a query string",
+        ));
+    }
+    let mut timeouts = Timeouts::default();
+    for (field, value, slot) in [
+        (
+            "first_byte_timeout",
+            &d.first_byte_timeout,
+            &mut timeouts.first_byte,
+        ),
+        ("idle_timeout", &d.idle_timeout, &mut timeouts.idle),
+        ("total_timeout", &d.total_timeout, &mut timeouts.total),
+    ] {
+        if let Some(v) = value {
+            *slot = duration(&format!("{key}.{field}"), v)?;
+        }
+    }
+    let price = |field: &str, v: Option<f64>| match v {
+        Some(p) if !(p.is_finite() && p >= 0.0) => Err(invalid(
+            format!("{key}.{field}"),
+            "must be a non-negative number",
+        )),
+        Some(p) => Ok(p),
+        None => Ok(0.0),
+    };
+    let settings_json = d
+        .settings
+        .map(|t| serde_json::to_string(&t))
+        .transpose()
+        .map_err(|e| invalid(format!("{key}.settings"), e.to_string()))?
+        .unwrap_or_else(|| "{}".into());
+    Ok(Deployment {
+        name: name.to_owned(),
+        adapter: d.adapter,
+        base_url,
+        model_id: d.model,
+        api_key: d
+            .api_key
+            .as_deref()
+            .map(|k| secret(&format!("{key}.api_key"), k))
+            .transpose()?,
+        tags: d.tags,
+        input_price: price("input_price", d.input_price)?,
+        output_price: price("output_price", d.output_price)?,
+        weight: match d.weight {
+            Some(0) => return Err(invalid(format!("{key}.weight"), "must be at least 1")),
+            Some(w) => w,
+            None => 1,
+        },
+        timeouts,
+        settings_json,
+    })
+}
+
+fn model(
+    name: &str,
+    m: RawModel,
+    deployments: &BTreeMap<String, Arc<Deployment>>,
+) -> Result<Model, ConfigError> {
+    let key = format!("models.{name}");
+    if m.deployments.is_empty() {
+        return Err(invalid(
+            format!("{key}.deployments"),
+            "a model needs at least one deployment",
+        ));
+    }
+    let resolved = m
+        .deployments
+        .iter()
+        .map(|d| {
+            deployments.get(d).cloned().ok_or_else(|| {
+                invalid(
+                    format!("{key}.deployments"),
+                    format!("unknown deployment \"{d}\""),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for p in m.router.iter().chain(&m.filters) {
+        if PluginName::parse(p).is_none() {
+            return Err(invalid(&key, format!("`{p}` is not a plugin name")));
+        }
+    }
+    let filter_failure = match m.filter_failure.as_deref() {
+        None | Some("closed") => FilterFailure::Closed,
+        Some("open") => FilterFailure::Open,
+        Some(other) => {
+            return Err(invalid(
+                format!("{key}.filter_failure"),
+                format!("`{other}` is not `closed` or `open`"),
+            ));
+        }
+    };
+    Ok(Model {
+        name: name.to_owned(),
+        deployments: resolved,
+        router: m.router,
+        filters: m.filters,
+        filter_failure,
+    })
 }
 
 fn plugin_settings(
@@ -321,6 +639,61 @@ mod tests {
         let cfg: serde_json::Value =
             serde_json::from_str(p.config_json.as_deref().unwrap()).unwrap();
         assert_eq!(cfg["mask"], "[x]");
+    }
+
+    #[test]
+    fn deployments_and_models_resolve_with_env_keys() {
+        let c = parse(
+            r#"
+            [deployments.a]
+            adapter = "openai"
+            base_url = "http://127.0.0.1:9090/v1/"
+            model = "mock-echo"
+            api_key = "env:SWITCHYARD_TEST_UNSET_KEY_FOR_CONFIG"
+            tags = ["on-prem"]
+            input_price = 0.5
+            first_byte_timeout = "2s"
+            [models.demo]
+            deployments = ["a"]
+            filters = ["pii-redact"]
+            "#,
+        )
+        .unwrap();
+        let d = &c.deployments["a"];
+        assert_eq!(d.base_url, "http://127.0.0.1:9090/v1");
+        assert_eq!(d.timeouts.first_byte, Duration::from_secs(2));
+        assert!(
+            d.unavailable()
+                .is_some_and(|r| r.contains("SWITCHYARD_TEST_UNSET_KEY_FOR_CONFIG"))
+        );
+        assert_eq!(c.models["demo"].deployments[0].name, "a");
+        assert_eq!(c.models["demo"].filter_failure, FilterFailure::Closed);
+    }
+
+    #[test]
+    fn deployment_and_model_errors_name_the_key() {
+        let base =
+            "[deployments.a]\nadapter = \"openai\"\nbase_url = \"http://x\"\nmodel = \"m\"\n";
+        let e = parse(&format!("{base}[models.demo]\ndeployments = [\"b\"]"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "models.demo.deployments: unknown deployment \"b\"");
+        let e = parse(&format!("{base}api_key = \"sk-literal\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("deployments.a.api_key:"), "{e}");
+        let e =
+            parse("[deployments.a]\nadapter = \"openai\"\nbase_url = \"ftp://x\"\nmodel = \"m\"")
+                .unwrap_err()
+                .to_string();
+        assert!(e.starts_with("deployments.a.base_url:"), "{e}");
+        let e = parse(&format!("{base}colour = 1")).unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        assert_eq!(format!("{:?}", Secret("sk-123".into())), "***");
     }
 
     #[test]

@@ -6,6 +6,9 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod pipeline;
 pub mod plugins;
 pub mod sandbox;
 pub mod server;
+pub mod stats;
+pub mod upstream;

@@ -1,17 +1,21 @@
 //! The HTTP listener: accepts connections (TCP_NODELAY on each), serves HTTP/1.1 and
 //! HTTP/2, gives every response an `x-request-id`, and routes to the handlers.
 //!
-//! Routes: `GET /healthz`, `GET /readyz`, `GET /admin/plugins`.
+//! Routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /healthz`,
+//! `GET /readyz`, `GET /admin/plugins`.
 
 mod admin;
+mod body;
+mod chat;
+pub mod openai;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
@@ -20,31 +24,56 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::error::GatewayError;
+use crate::pipeline::Live;
 use crate::plugins::Registry;
+use crate::upstream::Client;
 
-pub type Body = Full<Bytes>;
+pub use body::Body;
 
 /// State shared by every connection.
 pub struct AppState {
     pub registry: Arc<Registry>,
+    /// The current config generation and its deployment statistics.
+    pub live: ArcSwap<Live>,
+    pub client: Client,
     /// Set once the config and the initial plugins are loaded.
     pub ready: AtomicBool,
     next_request_id: AtomicU64,
     boot_id: u32,
+    /// Why the last config edit was rejected (for `/admin/config`); not on the
+    /// request path.
+    config_error: std::sync::Mutex<Option<String>>,
 }
 
 impl AppState {
-    pub fn new(registry: Arc<Registry>) -> Arc<Self> {
+    pub fn new(registry: Arc<Registry>, live: Live, client: Client) -> Arc<Self> {
         let boot_id = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
             .unwrap_or(0);
         Arc::new(AppState {
             registry,
+            live: ArcSwap::from_pointee(live),
+            client,
             ready: AtomicBool::new(false),
             next_request_id: AtomicU64::new(1),
             boot_id,
+            config_error: std::sync::Mutex::new(None),
         })
+    }
+
+    pub fn set_config_error(&self, e: Option<String>) {
+        *self
+            .config_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = e;
+    }
+
+    pub fn config_error(&self) -> Option<String> {
+        self.config_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn request_id(&self) -> String {
@@ -97,9 +126,21 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
 
 async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
     let request_id = state.request_id();
-    let mut resp = match route(state, &req) {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+    let path = req.uri().path();
+    let mut resp = if path == "/v1/chat/completions" || path == "/chat/completions" {
+        if req.method() == Method::POST {
+            chat::handle(state, req, &request_id).await
+        } else {
+            error_response(&GatewayError::MethodNotAllowed {
+                method: req.method().to_string(),
+                path: path.to_owned(),
+            })
+        }
+    } else {
+        match route(state, &req) {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -134,6 +175,11 @@ fn route(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, Ga
             }
         }
         "/admin/plugins" => get_only(&|| admin::plugins(state)),
+        "/admin/config" => get_only(&|| admin::config(state)),
+        "/v1/models" | "/models" => {
+            chat::authenticate(state, req.headers())?;
+            get_only(&|| chat::models(state))
+        }
         _ => Err(GatewayError::UnknownRoute {
             method: req.method().to_string(),
             path: path.to_owned(),
@@ -143,7 +189,7 @@ fn route(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, Ga
 
 pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Body::full(Bytes::from(body)));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -152,9 +198,13 @@ pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Bo
 
 fn error_response(e: &GatewayError) -> Response<Body> {
     let mut resp = json(e.status(), &e.body());
-    if e.status() == StatusCode::SERVICE_UNAVAILABLE {
+    if let Some(secs) = e.retry_after() {
         resp.headers_mut()
-            .insert("retry-after", HeaderValue::from_static("1"));
+            .insert("retry-after", HeaderValue::from(secs));
+    }
+    if e.no_retry() {
+        resp.headers_mut()
+            .insert("x-should-retry", HeaderValue::from_static("false"));
     }
     resp
 }

@@ -39,6 +39,16 @@ pub fn fixture(name: &str) -> PathBuf {
     built("fixtures", name)
 }
 
+/// Logs to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=switchyard=debug`).
+pub fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+    }
+}
+
 /// A gateway serving a temporary plugins folder.
 pub struct TestGateway {
     pub gw: Gateway,
@@ -63,7 +73,7 @@ impl TestGateway {
         );
         std::fs::write(dir.path().join("switchyard.toml"), toml)?;
         let cfg = Config::load(&dir.path().join("switchyard.toml"))?;
-        let gw = Gateway::start(cfg).await?;
+        let gw = Gateway::start(cfg, Some(&dir.path().join("switchyard.toml"))).await?;
         Ok(TestGateway { gw, dir })
     }
 
@@ -176,5 +186,95 @@ pub fn conversation(messages: &[(Role, &str)]) -> ChatRequest {
         stream: false,
         user: None,
         extra: String::new(),
+    }
+}
+
+/// `POST path` with a JSON body over real HTTP; returns status, headers and the whole body.
+pub async fn post_json(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<(u16, hyper::HeaderMap, Vec<u8>)> {
+    let client =
+        Client::builder(TokioExecutor::new()).build_http::<http_body_util::Full<bytes::Bytes>>();
+    let req = hyper::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            serde_json::to_vec(body)?,
+        )))?;
+    let resp = client.request(req).await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await?.to_bytes().to_vec();
+    Ok((status, headers, body))
+}
+
+/// Sends a streaming request, reads the response head and the first body bytes, then
+/// closes the connection, as a client that gives up does.
+pub async fn post_and_hang_up(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = serde_json::to_vec(body)?;
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(&body).await?;
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("data:") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await??;
+        anyhow::ensure!(n > 0, "connection closed before any event");
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(s);
+    Ok(())
+}
+
+/// A parsed SSE response body from the gateway.
+#[derive(Debug, Default)]
+pub struct Sse {
+    /// `chat.completion.chunk` objects in order.
+    pub events: Vec<serde_json::Value>,
+    /// `{"error":...}` events.
+    pub errors: Vec<serde_json::Value>,
+    /// Whether `data: [DONE]` ended the stream.
+    pub done: bool,
+}
+
+impl Sse {
+    pub fn parse(body: &[u8]) -> anyhow::Result<Sse> {
+        let text = std::str::from_utf8(body)?;
+        let mut sse = Sse::default();
+        for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+            anyhow::ensure!(!sse.done, "event after [DONE]: {block}");
+            let data = block
+                .strip_prefix("data: ")
+                .with_context(|| format!("not a data event: {block:?}"))?;
+            if data == "[DONE]" {
+                sse.done = true;
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(data)?;
+            if v.get("error").is_some() {
+                sse.errors.push(v);
+            } else {
+                sse.events.push(v);
+            }
+        }
+        Ok(sse)
+    }
+
+    /// The concatenated content of choice 0.
+    pub fn text(&self) -> String {
+        self.events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+            .collect()
     }
 }

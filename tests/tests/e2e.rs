@@ -2,8 +2,10 @@
 
 mod e2e {
     mod cache;
+    mod gateway;
     mod http;
     mod load;
+    mod openai_sdk;
     mod reload;
     mod sandbox;
 }

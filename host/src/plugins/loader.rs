@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use arc_swap::ArcSwap;
+
 use super::cache::ArtifactCache;
 use super::inspect::{InspectError, inspect};
 use super::{CodeSource, Linked, LoadedPlugin, PluginKind, PluginName};
@@ -35,14 +37,14 @@ pub enum LoadError {
 }
 
 /// Limits and settings for plugins, from the gateway config.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PluginPolicy {
     pub defaults: Limits,
     pub per_plugin: HashMap<String, PluginSettings>,
 }
 
 /// One plugin's overrides.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PluginSettings {
     pub limits: Option<Limits>,
     /// The plugin's own settings as JSON text.
@@ -53,7 +55,7 @@ pub struct PluginSettings {
 pub struct Loader {
     sandbox: Arc<Sandbox>,
     cache: Option<ArtifactCache>,
-    policy: PluginPolicy,
+    policy: ArcSwap<PluginPolicy>,
     compiled: AtomicU64,
     cache_hits: AtomicU64,
 }
@@ -63,10 +65,18 @@ impl Loader {
         Loader {
             sandbox,
             cache,
-            policy,
+            policy: ArcSwap::from_pointee(policy),
             compiled: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
         }
+    }
+
+    /// Replaces the limits and settings used for plugins loaded from now on; returns
+    /// whether they changed.
+    pub fn set_policy(&self, policy: PluginPolicy) -> bool {
+        let changed = **self.policy.load() != policy;
+        self.policy.store(Arc::new(policy));
+        changed
     }
 
     pub fn sandbox(&self) -> &Arc<Sandbox> {
@@ -101,7 +111,8 @@ impl Loader {
         let (kind, wit_version) = info.plugin_kind()?;
         let (component, source) = self.component(bytes, &info.sha256)?;
         let linked = self.link(kind, &component)?;
-        let settings = self.policy.per_plugin.get(name.as_str());
+        let policy = self.policy.load();
+        let settings = policy.per_plugin.get(name.as_str());
         let env = Arc::new(PluginEnv {
             name: name.to_string(),
             config_json: settings
@@ -109,7 +120,7 @@ impl Loader {
                 .unwrap_or_else(|| "{}".into()),
             limits: settings
                 .and_then(|s| s.limits.clone())
-                .unwrap_or_else(|| self.policy.defaults.clone()),
+                .unwrap_or_else(|| policy.defaults.clone()),
         });
         let plugin = LoadedPlugin {
             name,

@@ -135,6 +135,29 @@ async fn sleep_until(t: Option<Instant>) {
 
 /// Applies the current state of one file: load it, or unload it if it is gone.
 pub async fn reload(path: &Path, loader: &Arc<Loader>, registry: &Arc<Registry>) {
+    reload_file(path, loader, registry, false).await
+}
+
+/// Reloads every plugin in `dir` even if unchanged (their limits or settings changed).
+pub async fn reload_all(
+    dir: &Path,
+    loader: &Arc<Loader>,
+    registry: &Arc<Registry>,
+) -> std::io::Result<()> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if is_plugin_file(&path) {
+            paths.push(path);
+        }
+    }
+    for path in paths {
+        reload_file(&path, loader, registry, true).await;
+    }
+    Ok(())
+}
+
+async fn reload_file(path: &Path, loader: &Arc<Loader>, registry: &Arc<Registry>, force: bool) {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -160,11 +183,11 @@ pub async fn reload(path: &Path, loader: &Arc<Loader>, registry: &Arc<Registry>)
         }
     };
     let sha = sha256_hex(&bytes);
-    if registry.active_sha256(&name).as_deref() == Some(sha.as_str()) {
+    if !force && registry.active_sha256(&name).as_deref() == Some(sha.as_str()) {
         registry.clear_rejection(&name);
         return;
     }
-    if registry.rejected_sha256(&name).as_deref() == Some(sha.as_str()) {
+    if !force && registry.rejected_sha256(&name).as_deref() == Some(sha.as_str()) {
         // Already rejected this exact content; don't recompile it on every event.
         return;
     }

@@ -16,7 +16,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Engine-wide settings. They are part of the compiled-artifact cache key, so a change
 /// recompiles every plugin once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxSettings {
     /// Instances that may exist at once across all plugins (pool size).
     pub max_instances: u32,

@@ -130,3 +130,103 @@ fn invalid_file_names_are_refused() {
     assert!(matches!(e, LoadError::BadName(_)), "{e}");
     let _ = Arc::new(());
 }
+
+#[test]
+fn bundled_plugins_load_as_their_kinds_and_answer() {
+    use switchyard::sandbox::router_api::{Candidate, CircuitState, DeploymentStats, RouteRequest};
+    use switchyard::sandbox::types::Caller;
+    use switchyard_tests::plugin;
+    let l = loader();
+    let load = |n: &str| {
+        l.load(name(n), &std::fs::read(plugin(n)).expect("read"))
+            .expect(n)
+    };
+    let (openai, balanced, pii) = (load("openai"), load("balanced"), load("pii-redact"));
+    assert_eq!(
+        (openai.kind, balanced.kind, pii.kind),
+        (PluginKind::Adapter, PluginKind::Router, PluginKind::Filter)
+    );
+
+    let dep = switchyard::sandbox::adapter_api::Deployment {
+        name: "d".into(),
+        base_url: "https://api.openai.com/v1".into(),
+        model_id: "gpt-4o-mini".into(),
+        settings: "{}".into(),
+    };
+    let up = openai
+        .adapter()
+        .expect("instance")
+        .build_request(&dep, &request("hi"))
+        .expect("no fault")
+        .expect("ok");
+    let body: serde_json::Value = serde_json::from_slice(&up.body).expect("json body");
+    assert_eq!(body["model"], "gpt-4o-mini");
+    assert_eq!(body["temperature"], 0.2, "sampling values arrive exactly");
+
+    let stats = |latency: f64| DeploymentStats {
+        latency_ewma_ms: latency,
+        ttft_ewma_ms: 0.0,
+        error_rate: 0.0,
+        in_flight: 0,
+        circuit: CircuitState::Closed,
+        requests: 100,
+        rate_limit_headroom: None,
+    };
+    let cand = |n: &str, latency: f64| Candidate {
+        name: n.into(),
+        adapter: "openai".into(),
+        tags: vec![],
+        input_price_per_mtok: 1.0,
+        output_price_per_mtok: 1.0,
+        weight: 1,
+        stats: stats(latency),
+    };
+    let rr = RouteRequest {
+        model: "demo".into(),
+        estimated_prompt_tokens: 10,
+        max_tokens: None,
+        stream: false,
+        has_tools: false,
+        caller: Caller {
+            key_id: None,
+            team: None,
+            tags: vec![],
+        },
+        request_seed: 7,
+    };
+    let decision = balanced
+        .router()
+        .expect("instance")
+        .route(&rr, &[cand("slow", 900.0), cand("fast", 50.0)]);
+    assert_eq!(
+        decision.expect("no fault").expect("ok").order,
+        vec![1, 0],
+        "the faster deployment first"
+    );
+
+    let ctx = switchyard::sandbox::filter_api::RequestContext {
+        request_id: "r".into(),
+        caller: Caller {
+            key_id: None,
+            team: None,
+            tags: vec![],
+        },
+        model: "demo".into(),
+    };
+    let outcome = pii
+        .filter()
+        .expect("instance")
+        .on_request(&ctx, &request("card 4111 1111 1111 1111"))
+        .expect("no fault")
+        .expect("ok");
+    match outcome.verdict {
+        switchyard::sandbox::filter_api::RequestVerdict::Rewrite(r) => {
+            let t = match &r.messages[0].content[0] {
+                switchyard::sandbox::types::ContentPart::Text(t) => t.clone(),
+                _ => String::new(),
+            };
+            assert_eq!(t, "card [REDACTED:CARD]");
+        }
+        _ => panic!("expected a rewrite"),
+    }
+}

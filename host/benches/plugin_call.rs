@@ -1,0 +1,186 @@
+//! Instantiate + call + drop for each plugin kind, with a realistic request (5 messages
+//! of ~1 KB each): the per-request cost a plugin adds on top of the host.
+//!
+//! Needs the bundled plugins: `bash scripts/build-plugins.sh` first.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use switchyard::plugins::loader::PluginPolicy;
+use switchyard::plugins::{LoadedPlugin, Loader, PluginName};
+use switchyard::sandbox::adapter_api::{Deployment, UpstreamResponse};
+use switchyard::sandbox::filter_api::RequestContext;
+use switchyard::sandbox::router_api::{Candidate, CircuitState, DeploymentStats, RouteRequest};
+use switchyard::sandbox::types::{
+    Caller, ChatRequest, ContentPart, Header, Message, Role, Sampling,
+};
+use switchyard::sandbox::{Sandbox, SandboxSettings};
+
+fn plugin(loader: &Loader, name: &str) -> LoadedPlugin {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/plugins")
+        .join(format!("{name}.wasm"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run `bash scripts/build-plugins.sh` first",
+            path.display()
+        )
+    });
+    loader
+        .load(PluginName::parse(name).expect("name"), &bytes)
+        .expect("load")
+}
+
+/// Five messages of ~1 KB of ordinary prose each, as a chat with history looks.
+fn realistic_request() -> ChatRequest {
+    let para = "The quarterly report shows revenue growth across all regions, with the strongest \
+                gains in the north-east where new contracts were signed in the second month. \
+                Please summarise the main drivers and list any risks the finance team flagged. ";
+    let text = para.repeat(1024 / para.len() + 1);
+    let roles = [
+        Role::System,
+        Role::User,
+        Role::Assistant,
+        Role::User,
+        Role::Assistant,
+    ];
+    ChatRequest {
+        model: "demo".into(),
+        messages: roles
+            .iter()
+            .map(|r| Message {
+                role: *r,
+                content: vec![ContentPart::Text(text[..1024].to_owned())],
+                name: None,
+                tool_calls: vec![],
+                tool_call_id: None,
+                reasoning: None,
+            })
+            .collect(),
+        tools: vec![],
+        tool_choice: None,
+        parallel_tool_calls: None,
+        response_format: None,
+        sampling: Sampling {
+            temperature: Some(0.7),
+            top_p: None,
+            max_tokens: Some(512),
+            stop: vec![],
+            presence_penalty: None,
+            frequency_penalty: None,
+            seed: None,
+            n: None,
+            reasoning_effort: None,
+        },
+        stream: false,
+        user: Some("user-1234".into()),
+        extra: String::new(),
+    }
+}
+
+fn candidates() -> Vec<Candidate> {
+    (0..4)
+        .map(|i| Candidate {
+            name: format!("deployment-{i}"),
+            adapter: "openai".into(),
+            tags: vec!["eu".into()],
+            input_price_per_mtok: 0.15 * (i + 1) as f64,
+            output_price_per_mtok: 0.6 * (i + 1) as f64,
+            weight: 1,
+            stats: DeploymentStats {
+                latency_ewma_ms: 200.0 + 50.0 * i as f64,
+                ttft_ewma_ms: 80.0,
+                error_rate: 0.01 * i as f64,
+                in_flight: i,
+                circuit: CircuitState::Closed,
+                requests: 1000,
+                rate_limit_headroom: Some(0.8),
+            },
+        })
+        .collect()
+}
+
+const RESPONSE: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Revenue grew in every region, led by the north-east."},"finish_reason":"stop"}],"usage":{"prompt_tokens":1300,"completion_tokens":12,"total_tokens":1312}}"#;
+
+fn bench(c: &mut Criterion) {
+    let sandbox = Sandbox::new(SandboxSettings::default()).expect("sandbox");
+    let loader = Loader::new(sandbox, None, PluginPolicy::default());
+    let adapter = plugin(&loader, "openai");
+    let router = plugin(&loader, "balanced");
+    let filter = plugin(&loader, "pii-redact");
+    let req = realistic_request();
+    let dep = Deployment {
+        name: "openai-eu".into(),
+        base_url: "https://api.openai.com/v1".into(),
+        model_id: "gpt-4o-mini".into(),
+        settings: "{}".into(),
+    };
+    let resp = UpstreamResponse {
+        status: 200,
+        headers: vec![Header {
+            name: "content-type".into(),
+            value: b"application/json".to_vec(),
+        }],
+        body: RESPONSE.as_bytes().to_vec(),
+    };
+    let ctx = RequestContext {
+        request_id: "req_1".into(),
+        caller: Caller {
+            key_id: Some("key-1".into()),
+            team: Some("team-a".into()),
+            tags: vec![],
+        },
+        model: "demo".into(),
+    };
+    let route_req = RouteRequest {
+        model: "demo".into(),
+        estimated_prompt_tokens: 1300,
+        max_tokens: Some(512),
+        stream: false,
+        has_tools: false,
+        caller: ctx.caller.clone(),
+        request_seed: 42,
+    };
+    let cands = candidates();
+
+    let mut g = c.benchmark_group("plugin");
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function("instantiate_only/adapter", |b| {
+        b.iter(|| black_box(adapter.adapter().expect("instance")))
+    });
+    g.bench_function("adapter/build_request", |b| {
+        b.iter(|| {
+            let mut i = adapter.adapter().expect("instance");
+            black_box(i.build_request(&dep, &req).expect("no fault").expect("ok"))
+        })
+    });
+    g.bench_function("adapter/build_request+parse_response", |b| {
+        b.iter(|| {
+            let mut i = adapter.adapter().expect("instance");
+            black_box(i.build_request(&dep, &req).expect("no fault").expect("ok"));
+            black_box(
+                i.parse_response(&dep, &resp)
+                    .expect("no fault")
+                    .expect("ok"),
+            )
+        })
+    });
+    g.bench_function("router/route", |b| {
+        b.iter(|| {
+            let mut i = router.router().expect("instance");
+            black_box(i.route(&route_req, &cands).expect("no fault").expect("ok"))
+        })
+    });
+    g.bench_function("filter/on_request", |b| {
+        b.iter(|| {
+            let mut i = filter.filter().expect("instance");
+            black_box(i.on_request(&ctx, &req).expect("no fault").expect("ok"))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

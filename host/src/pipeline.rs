@@ -1,0 +1,95 @@
+//! The request pipeline, in the order a request meets it:
+//!
+//! ```text
+//! filter_request* ─► route ─► dispatch (fallback over candidates) ─► filter_response*
+//! ```
+//!
+//! Invariant: a denied request returns before any byte is sent upstream.
+//! Invariant: every plugin instance serves this request only and is dropped with it;
+//! the filter instances of `filter_request` are the ones that see the response.
+
+mod dispatch;
+mod filter;
+mod route;
+pub mod stream;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Model};
+use crate::error::GatewayError;
+use crate::plugins::Snapshot;
+use crate::sandbox::types::{Caller, ChatRequest, ChatResponse};
+use crate::stats::Stats;
+use crate::upstream::Client;
+
+pub use dispatch::Served;
+pub use stream::LiveStream;
+
+/// The config generation a request runs against, with the statistics for its
+/// deployments. Swapped as a whole on config reload.
+pub struct Live {
+    pub config: Arc<Config>,
+    pub stats: Stats,
+    /// Increases with every applied config.
+    pub generation: u64,
+}
+
+impl Live {
+    pub fn new(config: Arc<Config>, previous: Option<&Live>) -> Live {
+        let stats = Stats::carry_over(
+            previous.map(|p| &p.stats),
+            config.deployments.keys().map(String::as_str),
+        );
+        Live {
+            config,
+            stats,
+            generation: previous.map_or(1, |p| p.generation + 1),
+        }
+    }
+}
+
+/// Everything a request carries through the pipeline.
+pub struct RequestCtx {
+    pub request_id: String,
+    pub caller: Caller,
+    pub model: Arc<Model>,
+    pub plugins: Arc<Snapshot>,
+    pub live: Arc<Live>,
+    pub client: Client,
+    pub started: Instant,
+    /// Time spent waiting on upstreams, excluded from the reported overhead.
+    pub upstream_time: Duration,
+    /// Whether an upstream may already have billed for this request.
+    pub billed: bool,
+}
+
+impl RequestCtx {
+    /// Time spent in the host and plugins so far.
+    pub fn overhead(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.upstream_time)
+    }
+}
+
+/// The pipeline's answer.
+pub enum Reply {
+    Complete {
+        response: ChatResponse,
+        served: Served,
+    },
+    Stream(Box<LiveStream>),
+}
+
+/// Runs one chat completion through the pipeline.
+pub async fn run(ctx: &mut RequestCtx, req: ChatRequest) -> Result<Reply, GatewayError> {
+    let (req, mut filters, constraints) = filter::on_request(ctx, req)?;
+    let candidates = route::rank(ctx, &req, &constraints)?;
+    if req.stream {
+        let stream = dispatch::first_stream(ctx, &candidates, &req).await?;
+        Ok(Reply::Stream(Box::new(stream.with_filters(ctx, filters)?)))
+    } else {
+        let (response, served) = dispatch::first_success(ctx, &candidates, &req).await?;
+        let response = filter::on_response(ctx, &mut filters, response)?;
+        Ok(Reply::Complete { response, served })
+    }
+}

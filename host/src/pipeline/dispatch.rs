@@ -1,0 +1,385 @@
+//! `dispatch`: tries the ranked deployments in order until one answers. A deployment
+//! that refuses the connection, times out, answers 429 or 5xx, sends an unreadable
+//! answer, or (streaming) breaks before its first content reaches the client is skipped
+//! for the next one; the client only sees which one served it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+
+use crate::config::Deployment;
+use crate::error::{GatewayError, UpstreamFailure};
+use crate::sandbox::AdapterInstance;
+use crate::sandbox::adapter_api::{self, StreamFraming, UpstreamResponse};
+use crate::sandbox::types::{ChatRequest, ChatResponse, ErrorKind, Header, PluginError};
+use crate::stats::CallGuard;
+use crate::upstream::{UpstreamError, framing, read_body};
+
+use super::RequestCtx;
+use super::stream::LiveStream;
+
+/// Largest non-streamed upstream body accepted.
+const MAX_BODY: usize = 32 << 20;
+
+/// Which deployment served a request, and after how many attempts.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub deployment: String,
+    pub attempts: u32,
+}
+
+pub(super) fn wit_deployment(d: &Deployment) -> adapter_api::Deployment {
+    adapter_api::Deployment {
+        name: d.name.clone(),
+        base_url: d.base_url.clone(),
+        model_id: d.model_id.clone(),
+        settings: d.settings_json.clone(),
+    }
+}
+
+fn headers_of(resp: &hyper::Response<Incoming>) -> Vec<Header> {
+    resp.headers()
+        .iter()
+        .map(|(n, v)| Header {
+            name: n.as_str().to_owned(),
+            value: v.as_bytes().to_vec(),
+        })
+        .collect()
+}
+
+fn retry_after(resp: &hyper::Response<Incoming>) -> Option<u64> {
+    resp.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// What one attempt produced.
+enum Attempt<T> {
+    Done(T),
+    /// Try the next deployment.
+    Next(UpstreamFailure),
+}
+
+/// A prepared attempt: the adapter instance and its request.
+struct Prepared {
+    deployment: Arc<Deployment>,
+    wit: adapter_api::Deployment,
+    adapter: AdapterInstance,
+    request: adapter_api::UpstreamRequest,
+}
+
+/// Instantiates the deployment's adapter and builds the upstream request. Returns
+/// `Ok(None)` with a failure when this deployment should be skipped.
+fn prepare(
+    ctx: &RequestCtx,
+    d: &Arc<Deployment>,
+    req: &ChatRequest,
+) -> Result<Result<Prepared, UpstreamFailure>, GatewayError> {
+    let skip = |reason: String| {
+        Ok(Err(UpstreamFailure::Unavailable {
+            deployment: d.name.clone(),
+            reason,
+        }))
+    };
+    let Some(plugin) = ctx.plugins.get(d.adapter.as_str()) else {
+        return skip(format!("adapter plugin `{}` is not loaded", d.adapter));
+    };
+    let mut adapter = match plugin.adapter() {
+        Ok(a) => a,
+        Err(e) => return skip(e.to_string()),
+    };
+    let wit = wit_deployment(d);
+    match adapter.build_request(&wit, req) {
+        Err(fault) => skip(fault.to_string()),
+        Ok(Err(PluginError {
+            kind: ErrorKind::InvalidRequest,
+            message,
+        })) => Err(GatewayError::AdapterRejected {
+            deployment: d.name.clone(),
+            message,
+        }),
+        Ok(Err(e)) => skip(format!("adapter `{}`: {}", d.adapter, e.message)),
+        Ok(Ok(request)) => Ok(Ok(Prepared {
+            deployment: d.clone(),
+            wit,
+            adapter,
+            request,
+        })),
+    }
+}
+
+fn transport(d: &Deployment, e: UpstreamError) -> UpstreamFailure {
+    match e {
+        UpstreamError::Timeout(t) => UpstreamFailure::Timeout {
+            deployment: d.name.clone(),
+            after: t,
+        },
+        other => UpstreamFailure::Transport {
+            deployment: d.name.clone(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Sends and times the call; the elapsed wait counts as upstream time.
+async fn send(
+    ctx: &mut RequestCtx,
+    d: &Deployment,
+    up: &adapter_api::UpstreamRequest,
+) -> Result<hyper::Response<Incoming>, UpstreamError> {
+    let t = Instant::now();
+    let r = ctx.client.send(d, up).await;
+    ctx.upstream_time += t.elapsed();
+    r
+}
+
+/// Handles a non-2xx head: reads the body, lets the adapter extract the provider's
+/// message, and says whether the next deployment should be tried.
+async fn upstream_error(
+    ctx: &mut RequestCtx,
+    p: &mut Prepared,
+    resp: hyper::Response<Incoming>,
+    guard: CallGuard,
+) -> Result<UpstreamFailure, GatewayError> {
+    let status = resp.status().as_u16();
+    let retry = retry_after(&resp);
+    let headers = headers_of(&resp);
+    let t = Instant::now();
+    let body = read_body(resp.into_body(), p.deployment.timeouts.idle, MAX_BODY)
+        .await
+        .unwrap_or_default();
+    ctx.upstream_time += t.elapsed();
+    let message = match p.adapter.parse_response(
+        &p.wit,
+        &UpstreamResponse {
+            status,
+            headers,
+            body,
+        },
+    ) {
+        Ok(Err(e)) => e.message,
+        _ => format!("upstream answered HTTP {status}"),
+    };
+    let d = p.deployment.name.clone();
+    if status == 429 || status >= 500 || status == 408 {
+        guard.failed();
+        Ok(UpstreamFailure::Status {
+            deployment: d,
+            status,
+            message,
+            retry_after: retry,
+        })
+    } else {
+        // The provider refused the request itself; another deployment would too.
+        guard.succeeded();
+        Err(GatewayError::UpstreamRejected {
+            deployment: d,
+            status,
+            message,
+        })
+    }
+}
+
+async fn attempt_complete(
+    ctx: &mut RequestCtx,
+    mut p: Prepared,
+) -> Result<Attempt<ChatResponse>, GatewayError> {
+    let stats = ctx.live.stats.get(&p.deployment.name).cloned();
+    let guard = stats.as_ref().map(|s| s.start());
+    let resp = match send(ctx, &p.deployment, &p.request).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(g) = guard {
+                g.failed();
+            }
+            return Ok(Attempt::Next(transport(&p.deployment, e)));
+        }
+    };
+    let Some(guard) = guard else {
+        return Err(GatewayError::Internal(
+            "deployment statistics missing".into(),
+        ));
+    };
+    if !resp.status().is_success() {
+        return upstream_error(ctx, &mut p, resp, guard)
+            .await
+            .map(Attempt::Next);
+    }
+    let status = resp.status().as_u16();
+    let headers = headers_of(&resp);
+    let t = Instant::now();
+    let body = read_body(resp.into_body(), p.deployment.timeouts.idle, MAX_BODY).await;
+    ctx.upstream_time += t.elapsed();
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            guard.failed();
+            return Ok(Attempt::Next(transport(&p.deployment, e)));
+        }
+    };
+    ctx.billed = true;
+    match p.adapter.parse_response(
+        &p.wit,
+        &UpstreamResponse {
+            status,
+            headers,
+            body,
+        },
+    ) {
+        Ok(Ok(r)) => {
+            guard.succeeded();
+            Ok(Attempt::Done(r))
+        }
+        Ok(Err(e)) => {
+            guard.failed();
+            Ok(Attempt::Next(UpstreamFailure::BadResponse {
+                deployment: p.deployment.name.clone(),
+                reason: e.message,
+            }))
+        }
+        Err(fault) => {
+            guard.failed();
+            Ok(Attempt::Next(UpstreamFailure::BadResponse {
+                deployment: p.deployment.name.clone(),
+                reason: fault.to_string(),
+            }))
+        }
+    }
+}
+
+/// Non-streaming: the first deployment that answers.
+pub(super) async fn first_success(
+    ctx: &mut RequestCtx,
+    candidates: &[Arc<Deployment>],
+    req: &ChatRequest,
+) -> Result<(ChatResponse, Served), GatewayError> {
+    let mut failures = Vec::new();
+    for (i, d) in candidates.iter().enumerate() {
+        let p = match prepare(ctx, d, req)? {
+            Ok(p) => p,
+            Err(f) => {
+                failures.push(f);
+                continue;
+            }
+        };
+        match attempt_complete(ctx, p).await? {
+            Attempt::Done(r) => {
+                log_fallbacks(ctx, &failures);
+                return Ok((
+                    r,
+                    Served {
+                        deployment: d.name.clone(),
+                        attempts: i as u32 + 1,
+                    },
+                ));
+            }
+            Attempt::Next(f) => failures.push(f),
+        }
+    }
+    Err(GatewayError::AllFailed {
+        failures,
+        billed: ctx.billed,
+    })
+}
+
+fn log_fallbacks(ctx: &RequestCtx, failures: &[UpstreamFailure]) {
+    for f in failures {
+        tracing::info!(request_id = %ctx.request_id, failure = %f, "fell back to the next deployment");
+    }
+}
+
+/// Streaming: the first deployment whose stream produces content.
+pub(super) async fn first_stream(
+    ctx: &mut RequestCtx,
+    candidates: &[Arc<Deployment>],
+    req: &ChatRequest,
+) -> Result<LiveStream, GatewayError> {
+    let mut failures = Vec::new();
+    for (i, d) in candidates.iter().enumerate() {
+        let mut p = match prepare(ctx, d, req)? {
+            Ok(p) => p,
+            Err(f) => {
+                failures.push(f);
+                continue;
+            }
+        };
+        let stats = ctx.live.stats.get(&d.name).cloned();
+        let Some(guard) = stats.as_ref().map(|s| s.start()) else {
+            return Err(GatewayError::Internal(
+                "deployment statistics missing".into(),
+            ));
+        };
+        let resp = match send(ctx, &p.deployment, &p.request).await {
+            Ok(r) => r,
+            Err(e) => {
+                guard.failed();
+                failures.push(transport(d, e));
+                continue;
+            }
+        };
+        if !resp.status().is_success() {
+            failures.push(upstream_error(ctx, &mut p, resp, guard).await?);
+            continue;
+        }
+        let framing = match p.request.streaming {
+            Some(StreamFraming::Ndjson) => framing::Framing::Ndjson,
+            _ => framing::Framing::Sse,
+        };
+        let status = resp.status().as_u16();
+        let headers = headers_of(&resp);
+        let decoder = match p.adapter.open_stream(&p.wit, status, &headers) {
+            Ok(h) => h,
+            Err(fault) => {
+                guard.failed();
+                failures.push(UpstreamFailure::BadResponse {
+                    deployment: d.name.clone(),
+                    reason: fault.to_string(),
+                });
+                continue;
+            }
+        };
+        ctx.billed = true;
+        let served = Served {
+            deployment: d.name.clone(),
+            attempts: i as u32 + 1,
+        };
+        let mut stream = LiveStream::new(
+            p.deployment.clone(),
+            p.adapter,
+            decoder,
+            resp.into_body(),
+            framing,
+            guard,
+            served,
+        );
+        let t = Instant::now();
+        let primed = stream.prime().await;
+        ctx.upstream_time += t.elapsed().saturating_sub(stream.plugin_time);
+        match primed {
+            Ok(()) => {
+                log_fallbacks(ctx, &failures);
+                return Ok(stream);
+            }
+            Err(f) => {
+                stream.fail();
+                failures.push(f);
+            }
+        }
+    }
+    Err(GatewayError::AllFailed {
+        failures,
+        billed: ctx.billed,
+    })
+}
+
+/// Used by streams: how long to wait for the next body frame.
+pub(super) fn next_wait(d: &Deployment, started: Instant, first: bool) -> Duration {
+    let per_read = if first {
+        d.timeouts.first_byte
+    } else {
+        d.timeouts.idle
+    };
+    per_read.min(d.timeouts.total.saturating_sub(started.elapsed()))
+}

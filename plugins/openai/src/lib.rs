@@ -1,0 +1,57 @@
+//! The OpenAI Chat Completions adapter: OpenAI itself and every server that speaks its
+//! wire format (vLLM, Ollama, llama.cpp, Groq, Together, Mistral, Azure via base URL).
+//!
+//! The JSON mapping lives in plain functions (`request`, `response`, `stream`) so that it
+//! can be read and tested apart from the WIT glue in this file.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod error;
+mod request;
+mod response;
+mod settings;
+mod stream;
+
+use switchyard_sdk::adapter::*;
+
+use settings::Settings;
+
+struct OpenAi;
+
+impl Adapter for OpenAi {
+    fn build_request(
+        deployment: Deployment,
+        request: ChatRequest,
+    ) -> Result<UpstreamRequest, PluginError> {
+        let settings = Settings::parse(&deployment)?;
+        let streaming = request.stream;
+        let body = request::body(&deployment.model_id, &settings, request)?;
+        let body = serde_json::to_vec(&body)
+            .map_err(|_| error::internal("could not serialise the request body"))?;
+        Ok(UpstreamRequest {
+            method: "POST".into(),
+            path: settings.path("/chat/completions"),
+            headers: settings.headers(),
+            body,
+            credential: settings.credential.clone(),
+            streaming: streaming.then_some(StreamFraming::Sse),
+        })
+    }
+
+    fn parse_response(
+        _deployment: Deployment,
+        response: UpstreamResponse,
+    ) -> Result<ChatResponse, PluginError> {
+        response::parse(response.status, &response.body)
+    }
+
+    fn open_stream(
+        _deployment: Deployment,
+        status: u16,
+        _headers: Vec<Header>,
+    ) -> Box<dyn StreamDecoder> {
+        Box::new(stream::Decoder::new(status))
+    }
+}
+
+switchyard_sdk::export_adapter!(OpenAi);

@@ -1,0 +1,173 @@
+//! OpenAI streamed `chat.completion.chunk` events → canonical chunks.
+//!
+//! Each SSE event is one whole chunk (the host has already framed the bytes), so the only
+//! state is whether `[DONE]` arrived: without it the stream was cut, and the usage chunk
+//! that precedes it may be missing.
+
+use serde_json::{Map, Value};
+use switchyard_sdk::adapter::{
+    ChatChunk, ChoiceDelta, PluginError, StreamDecoder, StreamEvent, ToolCallDelta,
+};
+
+use crate::error::{bad_upstream, embedded, from_status, upstream};
+use crate::response::{
+    arguments, content_parts, finish_reason, index, reasoning_field, role, string, unix_seconds,
+    usage,
+};
+
+pub(crate) struct Decoder {
+    /// The status of the response head; a non-2xx stream carries an error, not chunks.
+    status: u16,
+    done: bool,
+}
+
+impl Decoder {
+    pub(crate) fn new(status: u16) -> Self {
+        Decoder {
+            status,
+            done: false,
+        }
+    }
+}
+
+impl StreamDecoder for Decoder {
+    fn decode(&mut self, event: StreamEvent) -> Result<Vec<ChatChunk>, PluginError> {
+        let data = event.data.trim_ascii();
+        // Keep-alives, and anything a server sends after `[DONE]`, carry nothing.
+        if data.is_empty() || self.done {
+            return Ok(Vec::new());
+        }
+        if !(200..300).contains(&self.status) || event.event.as_deref() == Some("error") {
+            return Err(from_status(self.status, data));
+        }
+        if data == b"[DONE]" {
+            self.done = true;
+            return Ok(Vec::new());
+        }
+        let value: Value = serde_json::from_slice(data)
+            .map_err(|_| bad_upstream("a stream event from the upstream is not valid JSON"))?;
+        if let Some(err) = embedded(&value) {
+            return Err(err);
+        }
+        Ok(vec![chunk(value)?])
+    }
+
+    fn finish(&mut self) -> Result<Vec<ChatChunk>, PluginError> {
+        if self.done {
+            Ok(Vec::new())
+        } else if !(200..300).contains(&self.status) {
+            Err(upstream(format!(
+                "the upstream answered with HTTP status {}",
+                self.status
+            )))
+        } else {
+            Err(bad_upstream("stream ended before [DONE]"))
+        }
+    }
+}
+
+fn chunk(value: Value) -> Result<ChatChunk, PluginError> {
+    let Value::Object(mut obj) = value else {
+        return Err(bad_upstream(
+            "a stream event from the upstream is not a JSON object",
+        ));
+    };
+    let choices = match obj.remove("choices") {
+        Some(Value::Array(choices)) => choices,
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) => return Err(bad_upstream("a stream chunk's `choices` is not an array")),
+    };
+    Ok(ChatChunk {
+        id: string(obj.get("id")),
+        model: string(obj.get("model")),
+        created: unix_seconds(obj.get("created")),
+        choices: choices
+            .into_iter()
+            .enumerate()
+            .map(|(pos, c)| delta(pos, c))
+            .collect(),
+        usage: obj.get("usage").and_then(usage),
+    })
+}
+
+fn delta(pos: usize, choice: Value) -> ChoiceDelta {
+    let index = index(choice.get("index"), pos);
+    let finish_reason = choice
+        .get("finish_reason")
+        .and_then(Value::as_str)
+        .map(finish_reason);
+    let mut d = match choice {
+        Value::Object(mut c) => match c.remove("delta") {
+            Some(Value::Object(d)) => d,
+            _ => Map::new(),
+        },
+        _ => Map::new(),
+    };
+    let mut reasoning = reasoning_field(&d);
+    let content = match d.remove("content") {
+        Some(Value::String(text)) => Some(text),
+        // Mistral's reasoning models stream arrays of text and `thinking` parts.
+        Some(Value::Array(parts)) => {
+            let (parts, thinking) = content_parts(parts);
+            if !thinking.is_empty() {
+                reasoning.get_or_insert_default().push_str(&thinking);
+            }
+            let text: String = parts
+                .into_iter()
+                .filter_map(|p| match p {
+                    switchyard_sdk::adapter::ContentPart::Text(t) => Some(t),
+                    _ => None,
+                })
+                .collect();
+            (!text.is_empty()).then_some(text)
+        }
+        _ => None,
+    };
+    ChoiceDelta {
+        index,
+        role: d.get("role").and_then(Value::as_str).and_then(role),
+        content,
+        reasoning,
+        tool_calls: tool_calls(&d),
+        finish_reason,
+    }
+}
+
+fn tool_calls(d: &Map<String, Value>) -> Vec<ToolCallDelta> {
+    if let Some(Value::Array(calls)) = d.get("tool_calls") {
+        return calls
+            .iter()
+            .enumerate()
+            .map(|(pos, call)| {
+                let function = call.get("function");
+                ToolCallDelta {
+                    index: index(call.get("index"), pos),
+                    id: non_empty(call.get("id")),
+                    name: non_empty(function.and_then(|f| f.get("name"))),
+                    arguments: arguments(function.and_then(|f| f.get("arguments"))),
+                }
+            })
+            .collect();
+    }
+    // The legacy `function_call` delta: one call, so index 0, and the id the
+    // non-streamed reader gives it.
+    match d.get("function_call") {
+        Some(Value::Object(f)) => {
+            let name = non_empty(f.get("name"));
+            vec![ToolCallDelta {
+                index: 0,
+                id: name.as_ref().map(|_| "call_0".to_string()),
+                name,
+                arguments: arguments(f.get("arguments")),
+            }]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn non_empty(value: Option<&Value>) -> Option<String> {
+    value
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}

@@ -1,0 +1,464 @@
+//! Hand-written scanners for the personal data this filter knows, and the redaction that
+//! replaces each find with a `[REDACTED:KIND]` placeholder.
+//!
+//! Every pattern is ASCII, so the scanners work on bytes: a match starts and ends on an
+//! ASCII byte, which is always a `char` boundary, and non-ASCII text simply never matches.
+//! Checksums (Luhn for cards, mod-97 for IBANs) keep ordinary numbers from being eaten.
+
+/// A kind of personal data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Email,
+    Card,
+    Ssn,
+    Iban,
+    Phone,
+}
+
+impl Kind {
+    pub(crate) const ALL: [Kind; 5] = [Kind::Email, Kind::Card, Kind::Ssn, Kind::Iban, Kind::Phone];
+
+    /// The name used in the plugin config.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::Card => "card",
+            Kind::Ssn => "ssn",
+            Kind::Iban => "iban",
+            Kind::Phone => "phone",
+        }
+    }
+
+    /// Words for a denial message.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Kind::Email => "email address",
+            Kind::Card => "payment card number",
+            Kind::Ssn => "US social security number",
+            Kind::Iban => "IBAN",
+            Kind::Phone => "phone number",
+        }
+    }
+
+    fn placeholder(self) -> &'static str {
+        match self {
+            Kind::Email => "[REDACTED:EMAIL]",
+            Kind::Card => "[REDACTED:CARD]",
+            Kind::Ssn => "[REDACTED:SSN]",
+            Kind::Iban => "[REDACTED:IBAN]",
+            Kind::Phone => "[REDACTED:PHONE]",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of kinds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Kinds(u8);
+
+impl Kinds {
+    pub(crate) fn all() -> Kinds {
+        Kind::ALL.into_iter().fold(Kinds::default(), Kinds::with)
+    }
+
+    pub(crate) fn with(self, kind: Kind) -> Kinds {
+        Kinds(self.0 | kind.bit())
+    }
+
+    pub(crate) fn union(self, other: Kinds) -> Kinds {
+        Kinds(self.0 | other.0)
+    }
+
+    pub(crate) fn contains(self, kind: Kind) -> bool {
+        self.0 & kind.bit() != 0
+    }
+
+    pub(crate) fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub(crate) fn iter(self) -> impl Iterator<Item = Kind> {
+        Kind::ALL.into_iter().filter(move |k| self.contains(*k))
+    }
+}
+
+/// One find: `text[start..end]` is personal data of `kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: usize,
+    pub end: usize,
+    pub kind: Kind,
+}
+
+/// `text` with every find of the wanted kinds replaced, and the kinds found; `None` when
+/// there was nothing to redact (so callers can tell "unchanged" without comparing).
+pub(crate) fn redact(text: &str, kinds: Kinds) -> Option<(String, Kinds)> {
+    let spans = find(text, kinds);
+    if spans.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut found = Kinds::default();
+    let mut at = 0;
+    for s in spans {
+        out.push_str(&text[at..s.start]);
+        out.push_str(s.kind.placeholder());
+        found = found.with(s.kind);
+        at = s.end;
+    }
+    out.push_str(&text[at..]);
+    Some((out, found))
+}
+
+/// A scanner appends the finds of its kind in a text to a list.
+type Scanner = fn(&[u8], &mut Vec<Span>);
+
+/// Every find of the wanted kinds, in order and not overlapping: where two scanners claim
+/// the same text (an IBAN's digits can pass Luhn too), the earlier start wins, then the
+/// longer match.
+pub(crate) fn find(text: &str, kinds: Kinds) -> Vec<Span> {
+    let b = text.as_bytes();
+    let mut spans = Vec::new();
+    let scanners: [(Kind, Scanner); 5] = [
+        (Kind::Email, emails),
+        (Kind::Card, cards),
+        (Kind::Ssn, ssns),
+        (Kind::Iban, ibans),
+        (Kind::Phone, phones),
+    ];
+    for (kind, scan) in scanners {
+        if kinds.contains(kind) {
+            scan(b, &mut spans);
+        }
+    }
+    spans.sort_by(|x, y| x.start.cmp(&y.start).then(y.end.cmp(&x.end)));
+    let mut kept: Vec<Span> = Vec::with_capacity(spans.len());
+    for s in spans {
+        if kept.last().is_none_or(|k| s.start >= k.end) {
+            kept.push(s);
+        }
+    }
+    kept
+}
+
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+}
+
+/// Whether the byte before `i` is a letter or digit, i.e. `i` is inside a word.
+fn in_word(b: &[u8], i: usize) -> bool {
+    i > 0 && is_word(b[i - 1])
+}
+
+// ---- email -------------------------------------------------------------------------
+
+fn emails(b: &[u8], out: &mut Vec<Span>) {
+    let is_local = |c: u8| is_word(c) || b"._%+-".contains(&c);
+    for at in (0..b.len()).filter(|&i| b[i] == b'@') {
+        let mut start = at;
+        while start > 0 && is_local(b[start - 1]) {
+            start -= 1;
+        }
+        // A sentence's full stop before the address is not part of it.
+        while start < at && b[start] == b'.' {
+            start += 1;
+        }
+        if start == at {
+            continue;
+        }
+        if let Some(len) = domain_len(&b[at + 1..]) {
+            out.push(Span {
+                start,
+                end: at + 1 + len,
+                kind: Kind::Email,
+            });
+        }
+    }
+}
+
+/// The length of the longest valid domain at the start of `d`: two or more labels of
+/// letters, digits and inner hyphens, the last one alphabetic (a TLD). A trailing full
+/// stop or a broken label ends the domain early rather than voiding it.
+fn domain_len(d: &[u8]) -> Option<usize> {
+    let mut best = None;
+    let mut label_start = 0;
+    let mut labels = 0;
+    let mut i = 0;
+    loop {
+        let end_of_label = i == d.len() || !(is_word(d[i]) || d[i] == b'-');
+        if !end_of_label {
+            i += 1;
+            continue;
+        }
+        let label = &d[label_start..i];
+        let valid = !label.is_empty()
+            && label.len() <= 63
+            && label.first() != Some(&b'-')
+            && label.last() != Some(&b'-');
+        if !valid {
+            break;
+        }
+        labels += 1;
+        if labels >= 2 && label.len() >= 2 && label.iter().all(u8::is_ascii_alphabetic) {
+            best = Some(i);
+        }
+        if i < d.len() && d[i] == b'.' {
+            i += 1;
+            label_start = i;
+        } else {
+            break;
+        }
+    }
+    best
+}
+
+// ---- runs of grouped characters (cards, IBANs, phones) -----------------------------
+
+/// The groups of a run that starts at `start`: maximal stretches of `member` bytes, joined
+/// by separators that `sep` measures (it returns how many separator bytes start at a
+/// position, 0 for none). A group glued to a following letter belongs to a longer word,
+/// so it ends the run without being part of it. The run is followed only until it holds
+/// more than `limit` member bytes, the most any match can have: that keeps a long run of
+/// number-like groups from making the scan quadratic. Returns the groups and where the
+/// run ends.
+fn groups(
+    b: &[u8],
+    start: usize,
+    limit: usize,
+    member: impl Fn(u8) -> bool,
+    sep: impl Fn(&[u8]) -> usize,
+) -> (Vec<(usize, usize)>, usize) {
+    let mut out = Vec::new();
+    let mut members = 0;
+    let mut j = start;
+    loop {
+        let s = j;
+        while j < b.len() && member(b[j]) {
+            j += 1;
+        }
+        if j == s || (j < b.len() && is_word(b[j])) {
+            return (out, j.max(start + 1));
+        }
+        out.push((s, j));
+        members += j - s;
+        if members > limit {
+            return (out, j);
+        }
+        let n = sep(&b[j..]);
+        if n > 0 && b.get(j + n).is_some_and(|c| member(*c)) {
+            j += n;
+        } else {
+            return (out, j);
+        }
+    }
+}
+
+/// Number of digits in `b`.
+fn digits(b: &[u8]) -> usize {
+    b.iter().filter(|c| c.is_ascii_digit()).count()
+}
+
+// ---- payment cards -----------------------------------------------------------------
+
+fn cards(b: &[u8], out: &mut Vec<Span>) {
+    let single = |rest: &[u8]| usize::from(matches!(rest.first(), Some(b' ' | b'-')));
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() || in_word(b, i) {
+            i += 1;
+            continue;
+        }
+        let (run, end) = groups(b, i, 19, |c| c.is_ascii_digit(), single);
+        // The longest Luhn-valid stretch of 13 to 19 digits from the run's first group.
+        // Without one, the next group starts a run of its own ("ref 12 4111 1111 ...").
+        let found = run
+            .iter()
+            .scan(0, |count, g| {
+                *count += g.1 - g.0;
+                Some((*count, g.1))
+            })
+            .take_while(|&(count, _)| count <= 19)
+            .filter(|&(count, to)| count >= 13 && luhn(&b[i..to]))
+            .last()
+            .map(|(_, to)| to);
+        match found {
+            Some(to) => {
+                out.push(Span {
+                    start: i,
+                    end: to,
+                    kind: Kind::Card,
+                });
+                i = to;
+            }
+            None => i = run.get(1).map_or(end, |g| g.0),
+        }
+    }
+}
+
+/// The Luhn checksum over the digits of `b` (separators skipped).
+fn luhn(b: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (n, c) in b.iter().rev().filter(|c| c.is_ascii_digit()).enumerate() {
+        let mut d = u32::from(c - b'0');
+        if n % 2 == 1 {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+    }
+    sum.is_multiple_of(10)
+}
+
+// ---- US social security numbers ----------------------------------------------------
+
+fn ssns(b: &[u8], out: &mut Vec<Span>) {
+    const SHAPE: &[u8; 11] = b"ddd-dd-dddd";
+    if b.len() < SHAPE.len() {
+        return;
+    }
+    for i in 0..=b.len() - SHAPE.len() {
+        let fits = SHAPE.iter().zip(&b[i..]).all(|(s, c)| match s {
+            b'd' => c.is_ascii_digit(),
+            _ => *c == b'-',
+        });
+        let end = i + SHAPE.len();
+        // Not a piece of a longer dashed number or a word.
+        let before_ok = i == 0 || !(is_word(b[i - 1]) || b[i - 1] == b'-');
+        let after_ok = match b.get(end) {
+            None => true,
+            Some(c) if is_word(*c) => false,
+            Some(b'-') => !b.get(end + 1).is_some_and(u8::is_ascii_digit),
+            Some(_) => true,
+        };
+        if fits && before_ok && after_ok {
+            out.push(Span {
+                start: i,
+                end,
+                kind: Kind::Ssn,
+            });
+        }
+    }
+}
+
+// ---- IBANs -------------------------------------------------------------------------
+
+fn ibans(b: &[u8], out: &mut Vec<Span>) {
+    let member = |c: u8| c.is_ascii_uppercase() || c.is_ascii_digit();
+    let single = |rest: &[u8]| usize::from(rest.first() == Some(&b' '));
+    let mut i = 0;
+    while i + 4 <= b.len() {
+        let head = &b[i..i + 4];
+        let starts = head[0].is_ascii_uppercase()
+            && head[1].is_ascii_uppercase()
+            && head[2].is_ascii_digit()
+            && head[3].is_ascii_digit()
+            && !in_word(b, i);
+        if !starts {
+            i += 1;
+            continue;
+        }
+        let (run, end) = groups(b, i, 34, member, single);
+        match iban_end(b, &run) {
+            Some(to) => {
+                out.push(Span {
+                    start: i,
+                    end: to,
+                    kind: Kind::Iban,
+                });
+                i = to;
+            }
+            // Nothing inside the first group can start an IBAN (it is mid-word).
+            None => i = run.first().map_or(end, |g| g.1),
+        }
+    }
+}
+
+/// Where the IBAN that opens `run` ends, if it is one: either written solid (one group),
+/// or printed in groups of four with a shorter last group; 15 to 34 characters, mod-97
+/// valid. The longest such reading wins.
+fn iban_end(b: &[u8], run: &[(usize, usize)]) -> Option<usize> {
+    let len = |g: &(usize, usize)| g.1 - g.0;
+    let first = run.first()?;
+    let mut best = None;
+    for (e, last) in run.iter().enumerate() {
+        // Characters without the single spaces between groups.
+        let chars = last.1 - first.0 - e;
+        if chars > 34 {
+            break;
+        }
+        let shaped =
+            e == 0 || (len(first) == 4 && run[1..e].iter().all(|g| len(g) == 4) && len(last) <= 4);
+        if shaped && chars >= 15 && mod97(&b[first.0..last.1]) == 1 {
+            best = Some(last.1);
+        }
+    }
+    best
+}
+
+/// ISO 13616: move the first four characters to the end, read letters as 10..35, and
+/// take the number mod 97. Spaces (printed groups) are skipped.
+fn mod97(text: &[u8]) -> u32 {
+    let step = |acc: u32, c: u8| {
+        if c.is_ascii_digit() {
+            (acc * 10 + u32::from(c - b'0')) % 97
+        } else {
+            (acc * 100 + u32::from(c.saturating_sub(b'A')) + 10) % 97
+        }
+    };
+    let mut chars = text.iter().copied().filter(|c| *c != b' ');
+    let mut head = [0u8; 4];
+    let mut n = 0;
+    for c in chars.by_ref().take(4) {
+        head[n] = c;
+        n += 1;
+    }
+    let acc = chars.fold(0, step);
+    head[..n].iter().fold(acc, |acc, c| step(acc, *c))
+}
+
+// ---- international phone numbers ---------------------------------------------------
+
+fn phones(b: &[u8], out: &mut Vec<Span>) {
+    // One or two of ` -.()` between digit groups covers `+1 (415) 555-2671`,
+    // `+44 (0)20 7946 0958` and `+33.1.23.45.67.89`.
+    let sep = |rest: &[u8]| {
+        rest.iter()
+            .take(2)
+            .take_while(|c| b" -.()".contains(c))
+            .count()
+    };
+    let mut i = 0;
+    while i + 1 < b.len() {
+        let starts = b[i] == b'+'
+            && b[i + 1].is_ascii_digit()
+            && !(in_word(b, i) || (i > 0 && b[i - 1] == b'+'));
+        if !starts {
+            i += 1;
+            continue;
+        }
+        let (run, end) = groups(b, i + 1, 15, |c| c.is_ascii_digit(), sep);
+        // The longest stretch of at most 15 digits (E.164's limit), and at least 8.
+        let found = run
+            .iter()
+            .map(|g| g.1)
+            .take_while(|&to| digits(&b[i..to]) <= 15)
+            .last()
+            .filter(|&to| digits(&b[i..to]) >= 8);
+        match found {
+            Some(to) => {
+                out.push(Span {
+                    start: i,
+                    end: to,
+                    kind: Kind::Phone,
+                });
+                i = to;
+            }
+            None => i = end.max(i + 1),
+        }
+    }
+}
