@@ -13,6 +13,9 @@ use crate::server::openai::BadRequest;
 pub enum UpstreamFailure {
     #[error("{deployment}: unavailable: {reason}")]
     Unavailable { deployment: String, reason: String },
+    /// The adapter cannot express this request (e.g. `n` > 1 for Anthropic).
+    #[error("{deployment}: {reason}")]
+    Unsupported { deployment: String, reason: String },
     #[error("{deployment}: {reason}")]
     Transport { deployment: String, reason: String },
     #[error("{deployment}: no answer within {after:?}")]
@@ -75,6 +78,15 @@ pub enum GatewayError {
     Internal(String),
 }
 
+/// Every deployment refused the request as unsupported: the client's request is at
+/// fault, and retrying cannot help.
+fn all_unsupported(failures: &[UpstreamFailure]) -> bool {
+    !failures.is_empty()
+        && failures
+            .iter()
+            .all(|f| matches!(f, UpstreamFailure::Unsupported { .. }))
+}
+
 fn summary(failures: &[UpstreamFailure]) -> String {
     if failures.is_empty() {
         return "no deployment was tried".into();
@@ -108,6 +120,7 @@ impl GatewayError {
                 // client's fault.
                 _ => StatusCode::BAD_GATEWAY,
             },
+            AllFailed { failures, .. } if all_unsupported(failures) => StatusCode::BAD_REQUEST,
             AllFailed { failures, .. } => match failures.last() {
                 Some(UpstreamFailure::Status { status: 429, .. }) => StatusCode::TOO_MANY_REQUESTS,
                 Some(UpstreamFailure::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
@@ -161,6 +174,7 @@ impl GatewayError {
             AdapterRejected { .. } => "unsupported_request".into(),
             UpstreamRejected { .. } => "upstream_rejected".into(),
             AllFailed { .. } => match self.status() {
+                StatusCode::BAD_REQUEST => "unsupported_request".into(),
                 StatusCode::TOO_MANY_REQUESTS => "rate_limit_exceeded".into(),
                 StatusCode::GATEWAY_TIMEOUT => "upstream_timeout".into(),
                 _ => "upstream_error".into(),
@@ -180,6 +194,7 @@ impl GatewayError {
     /// Seconds the client should wait before retrying, when that is known.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
+            GatewayError::AllFailed { failures, .. } if all_unsupported(failures) => None,
             GatewayError::AllFailed { failures, .. } => match failures.last() {
                 Some(UpstreamFailure::Status {
                     status: 429,

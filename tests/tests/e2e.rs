@@ -6,6 +6,7 @@ mod e2e {
     mod http;
     mod load;
     mod openai_sdk;
+    mod providers;
     mod reload;
     mod sandbox;
 }

@@ -100,6 +100,13 @@ fn prepare(
             deployment: d.name.clone(),
             message,
         }),
+        Ok(Err(PluginError {
+            kind: ErrorKind::Unsupported,
+            message,
+        })) => Ok(Err(UpstreamFailure::Unsupported {
+            deployment: d.name.clone(),
+            reason: message,
+        })),
         Ok(Err(e)) => skip(format!("adapter `{}`: {}", d.adapter, e.message)),
         Ok(Ok(request)) => Ok(Ok(Prepared {
             deployment: d.clone(),

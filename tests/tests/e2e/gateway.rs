@@ -437,3 +437,25 @@ async fn config_edits_apply_without_restart_and_invalid_ones_keep_the_old_config
     assert_eq!(generation(), g0 + 1);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_no_adapter_supports_is_a_400_not_a_retryable_503() -> anyhow::Result<()> {
+    let m = mock().await?;
+    let gw = TestGateway::start(
+        &[("anthropic.wasm", plugin("anthropic"))],
+        &format!(
+            "[deployments.claude]\nadapter = \"anthropic\"\nbase_url = \"http://{}\"\nmodel = \"mock-echo\"\n[models.demo]\ndeployments = [\"claude\"]\n",
+            m.addr
+        ),
+    )
+    .await?;
+    let mut req = chat("demo", "two please");
+    req["n"] = 2.into();
+    let (status, headers, body) = post_json(gw.gw.addr, "/v1/chat/completions", &req).await?;
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(!headers.contains_key("retry-after"));
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    assert_eq!(v["error"]["code"], "unsupported_request");
+    assert!(m.requests().is_empty(), "nothing reached the upstream");
+    Ok(())
+}

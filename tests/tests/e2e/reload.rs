@@ -242,9 +242,12 @@ async fn file_written_in_place_slowly_is_loaded_once_complete() -> anyhow::Resul
     let v2 = std::fs::read(fixture("fx-echo-v2"))?;
     let v2_sha = sha(&fixture("fx-echo-v2"));
     let mut f = std::fs::File::create(gw.plugins_dir().join("echo.wasm"))?;
-    for chunk in v2.chunks(v2.len() / 4 + 1) {
+    let chunks: Vec<&[u8]> = v2.chunks(v2.len() / 4 + 1).collect();
+    let (last, partial) = chunks.split_last().expect("chunks");
+    for chunk in partial {
         f.write_all(chunk)?;
         f.flush()?;
+        // Longer than the debounce, so the incomplete file really is tried.
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert_eq!(
             echo_version(&gw)?,
@@ -252,6 +255,7 @@ async fn file_written_in_place_slowly_is_loaded_once_complete() -> anyhow::Resul
             "old version serves while the file is incomplete"
         );
     }
+    f.write_all(last)?;
     drop(f);
     gw.wait_until(WAIT, |g| {
         g.snapshot().get("echo").is_some_and(|p| p.sha256 == v2_sha)

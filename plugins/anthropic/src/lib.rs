@@ -1,0 +1,57 @@
+//! The Anthropic Messages adapter (`POST /v1/messages`): Anthropic itself and the
+//! gateways and proxies that speak its wire format.
+//!
+//! The JSON mapping lives in plain functions (`request`, `response`, `stream`) so that it
+//! can be read and tested apart from the WIT glue in this file.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod error;
+mod request;
+mod response;
+mod settings;
+mod stream;
+
+use switchyard_sdk::adapter::*;
+
+use settings::Settings;
+
+struct Anthropic;
+
+impl Adapter for Anthropic {
+    fn build_request(
+        deployment: Deployment,
+        request: ChatRequest,
+    ) -> Result<UpstreamRequest, PluginError> {
+        let settings = Settings::parse(&deployment)?;
+        let streaming = request.stream;
+        let body = request::body(&deployment.model_id, &settings, request)?;
+        let body = serde_json::to_vec(&body)
+            .map_err(|_| error::internal("could not serialise the request body"))?;
+        Ok(UpstreamRequest {
+            method: "POST".into(),
+            path: settings.path.clone(),
+            headers: settings.headers(),
+            body,
+            credential: settings.credential.clone(),
+            streaming: streaming.then_some(StreamFraming::Sse),
+        })
+    }
+
+    fn parse_response(
+        deployment: Deployment,
+        response: UpstreamResponse,
+    ) -> Result<ChatResponse, PluginError> {
+        response::parse(response.status, &response.body, &deployment.model_id)
+    }
+
+    fn open_stream(
+        deployment: Deployment,
+        status: u16,
+        _headers: Vec<Header>,
+    ) -> Box<dyn StreamDecoder> {
+        Box::new(stream::Decoder::new(status, deployment.model_id))
+    }
+}
+
+switchyard_sdk::export_adapter!(Anthropic);

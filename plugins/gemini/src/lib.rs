@@ -1,0 +1,58 @@
+//! The Google Gemini adapter (`models/{model}:generateContent` and
+//! `:streamGenerateContent?alt=sse` of the Gemini API).
+//!
+//! The JSON mapping lives in plain functions (`request`, `schema`, `response`, `stream`)
+//! so that it can be read and tested apart from the WIT glue in this file.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod error;
+mod request;
+mod response;
+mod schema;
+mod settings;
+mod stream;
+
+use switchyard_sdk::adapter::*;
+
+use settings::Settings;
+
+struct Gemini;
+
+impl Adapter for Gemini {
+    fn build_request(
+        deployment: Deployment,
+        request: ChatRequest,
+    ) -> Result<UpstreamRequest, PluginError> {
+        let settings = Settings::parse(&deployment)?;
+        let streaming = request.stream;
+        let body = request::body(&deployment.model_id, &settings, request)?;
+        let body = serde_json::to_vec(&body)
+            .map_err(|_| error::internal("could not serialise the request body"))?;
+        Ok(UpstreamRequest {
+            method: "POST".into(),
+            path: settings.path(&deployment.model_id, streaming),
+            headers: settings.headers(),
+            body,
+            credential: settings.credential.clone(),
+            streaming: streaming.then_some(StreamFraming::Sse),
+        })
+    }
+
+    fn parse_response(
+        deployment: Deployment,
+        response: UpstreamResponse,
+    ) -> Result<ChatResponse, PluginError> {
+        response::parse(response.status, &response.body, &deployment.model_id)
+    }
+
+    fn open_stream(
+        deployment: Deployment,
+        status: u16,
+        _headers: Vec<Header>,
+    ) -> Box<dyn StreamDecoder> {
+        Box::new(stream::Decoder::new(status, deployment.model_id))
+    }
+}
+
+switchyard_sdk::export_adapter!(Gemini);
