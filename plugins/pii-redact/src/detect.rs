@@ -129,8 +129,17 @@ pub(crate) fn find(text: &str, kinds: Kinds) -> Vec<Span> {
         (Kind::Iban, ibans),
         (Kind::Phone, phones),
     ];
+    // Every kind but e-mail needs a digit, and e-mail needs an `@`: one cheap pass over
+    // the text spares the scanners on ordinary prose, which is most of what filters see.
+    let has_digit = b.iter().any(u8::is_ascii_digit);
+    let has_at = b.contains(&b'@');
     for (kind, scan) in scanners {
-        if kinds.contains(kind) {
+        let possible = if kind == Kind::Email {
+            has_at
+        } else {
+            has_digit
+        };
+        if possible && kinds.contains(kind) {
             scan(b, &mut spans);
         }
     }
