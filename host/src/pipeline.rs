@@ -5,6 +5,8 @@
 //! ```
 //!
 //! Invariant: a denied request returns before any byte is sent upstream.
+//! Invariant: a shadow (mirror) call runs on its own task and never delays or changes
+//! the client's answer.
 //! Invariant: every plugin instance serves this request only and is dropped with it;
 //! the filter instances of `filter_request` are the ones that see the response.
 
@@ -83,7 +85,11 @@ pub enum Reply {
 /// Runs one chat completion through the pipeline.
 pub async fn run(ctx: &mut RequestCtx, req: ChatRequest) -> Result<Reply, GatewayError> {
     let (req, mut filters, constraints) = filter::on_request(ctx, req)?;
-    let candidates = route::rank(ctx, &req, &constraints)?;
+    let ranked = route::rank(ctx, &req, &constraints)?;
+    if let Some(shadow) = ranked.shadow {
+        dispatch::mirror(ctx, shadow, &req);
+    }
+    let candidates = ranked.order;
     if req.stream {
         let stream = dispatch::first_stream(ctx, &candidates, &req).await?;
         Ok(Reply::Stream(Box::new(stream.with_filters(ctx, filters)?)))

@@ -52,6 +52,9 @@ pub struct DeploymentStats {
     error_rate: AtomicF64,
     in_flight: AtomicU32,
     requests: AtomicU64,
+    /// Remaining share of the provider's request rate limit, from its response headers;
+    /// NaN until a provider reported one.
+    headroom: AtomicF64,
     consecutive_failures: AtomicU32,
     /// Milliseconds since `epoch` when the circuit opened; 0 when closed.
     opened_at_ms: AtomicU64,
@@ -67,6 +70,7 @@ pub struct StatsView {
     pub in_flight: u32,
     pub requests: u64,
     pub circuit: Circuit,
+    pub rate_limit_headroom: Option<f64>,
 }
 
 impl DeploymentStats {
@@ -77,6 +81,7 @@ impl DeploymentStats {
             error_rate: AtomicF64::default(),
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
+            headroom: AtomicF64(AtomicU64::new(f64::NAN.to_bits())),
             consecutive_failures: AtomicU32::new(0),
             opened_at_ms: AtomicU64::new(0),
             epoch,
@@ -91,6 +96,16 @@ impl DeploymentStats {
             in_flight: self.in_flight.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             circuit: self.circuit(),
+            rate_limit_headroom: Some(self.headroom.get()).filter(|h| !h.is_nan()),
+        }
+    }
+
+    /// Records the rate-limit headroom a provider reported (`remaining / limit`).
+    pub fn record_headroom(&self, remaining: f64, limit: f64) {
+        if limit > 0.0 && remaining >= 0.0 {
+            self.headroom
+                .0
+                .store((remaining / limit).min(1.0).to_bits(), Ordering::Relaxed);
         }
     }
 
@@ -213,6 +228,14 @@ mod tests {
         assert_eq!(s.circuit(), Circuit::Closed);
         assert_eq!(s.view().in_flight, 0);
         assert_eq!(s.view().requests, TRIP_AFTER as u64 + 1);
+    }
+
+    #[test]
+    fn headroom_is_unknown_until_reported() {
+        let s = DeploymentStats::new(Instant::now());
+        assert_eq!(s.view().rate_limit_headroom, None);
+        s.record_headroom(25.0, 100.0);
+        assert_eq!(s.view().rate_limit_headroom, Some(0.25));
     }
 
     #[test]

@@ -48,6 +48,38 @@ fn headers_of(resp: &hyper::Response<Incoming>) -> Vec<Header> {
         .collect()
 }
 
+/// Providers' rate-limit headers (OpenAI and compatible servers, Anthropic), as
+/// (remaining, limit) requests.
+fn rate_limit(resp: &hyper::Response<Incoming>) -> Option<(f64, f64)> {
+    let num = |name: &str| {
+        resp.headers()
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+    };
+    let pairs = [
+        (
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-limit-requests",
+        ),
+        (
+            "anthropic-ratelimit-requests-remaining",
+            "anthropic-ratelimit-requests-limit",
+        ),
+    ];
+    pairs.iter().find_map(|(r, l)| Some((num(r)?, num(l)?)))
+}
+
+/// Feeds what the response head says about the provider into the live statistics.
+fn observe(ctx: &RequestCtx, d: &Deployment, resp: &hyper::Response<Incoming>) {
+    if let (Some((remaining, limit)), Some(s)) = (rate_limit(resp), ctx.live.stats.get(&d.name)) {
+        s.record_headroom(remaining, limit);
+    }
+}
+
 fn retry_after(resp: &hyper::Response<Incoming>) -> Option<u64> {
     resp.headers()
         .get("retry-after")
@@ -139,6 +171,9 @@ async fn send(
     let t = Instant::now();
     let r = ctx.client.send(d, up).await;
     ctx.upstream_time += t.elapsed();
+    if let Ok(resp) = &r {
+        observe(ctx, d, resp);
+    }
     r
 }
 
@@ -289,6 +324,37 @@ pub(super) async fn first_success(
         failures,
         billed: ctx.billed,
     })
+}
+
+/// Sends a copy of the request to `d` in the background and discards the answer (the
+/// router's shadow deployment: to evaluate a deployment on real traffic). Its outcome
+/// still feeds that deployment's statistics.
+pub(super) fn mirror(ctx: &RequestCtx, d: Arc<Deployment>, req: &ChatRequest) {
+    let mut shadow = RequestCtx {
+        request_id: ctx.request_id.clone(),
+        caller: ctx.caller.clone(),
+        model: ctx.model.clone(),
+        plugins: ctx.plugins.clone(),
+        live: ctx.live.clone(),
+        client: ctx.client.clone(),
+        started: Instant::now(),
+        upstream_time: Duration::ZERO,
+        billed: false,
+    };
+    let mut req = req.clone();
+    req.stream = false;
+    tokio::spawn(async move {
+        let outcome = match prepare(&shadow, &d, &req) {
+            Ok(Ok(p)) => match attempt_complete(&mut shadow, p).await {
+                Ok(Attempt::Done(_)) => "ok".to_owned(),
+                Ok(Attempt::Next(f)) => f.to_string(),
+                Err(e) => e.to_string(),
+            },
+            Ok(Err(f)) => f.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::debug!(request_id = %shadow.request_id, deployment = %d.name, %outcome, "shadow call finished");
+    });
 }
 
 fn log_fallbacks(ctx: &RequestCtx, failures: &[UpstreamFailure]) {

@@ -51,17 +51,25 @@ fn candidate(d: &Deployment, s: StatsView) -> Candidate {
             in_flight: s.in_flight,
             circuit: circuit(s.circuit),
             requests: s.requests,
-            rate_limit_headroom: None,
+            rate_limit_headroom: s.rate_limit_headroom,
         },
     }
 }
 
-/// The deployments to try, best first.
+/// The router's answer, resolved to deployments.
+pub(super) struct Ranked {
+    /// The deployments to try, best first.
+    pub order: Vec<Arc<Deployment>>,
+    /// A deployment that also gets the request; its answer is discarded.
+    pub shadow: Option<Arc<Deployment>>,
+}
+
+/// The deployments to try, best first, and the shadow, if the router named one.
 pub(super) fn rank(
     ctx: &RequestCtx,
     req: &ChatRequest,
     c: &Constraints,
-) -> Result<Vec<Arc<Deployment>>, GatewayError> {
+) -> Result<Ranked, GatewayError> {
     let eligible: Vec<Arc<Deployment>> = ctx
         .model
         .deployments
@@ -90,14 +98,16 @@ pub(super) fn rank(
                     in_flight: 0,
                     requests: 0,
                     circuit: Circuit::Closed,
+                    rate_limit_headroom: None,
                 })
         })
         .collect();
-    let order = match &ctx.model.router {
-        None => (0..eligible.len()).collect(),
+    let (order, shadow) = match &ctx.model.router {
+        None => ((0..eligible.len()).collect(), None),
         Some(name) => ask_router(ctx, name, req, &eligible, &views)
-            .unwrap_or_else(|| (0..eligible.len()).collect()),
+            .unwrap_or_else(|| ((0..eligible.len()).collect(), None)),
     };
+    let shadow = shadow.map(|i| eligible[i].clone());
     // Open circuits go last: tried only when everything else failed.
     let (mut ranked, open): (Vec<_>, Vec<_>) = order
         .into_iter()
@@ -109,7 +119,10 @@ pub(super) fn rank(
             model: ctx.model.name.clone(),
         });
     }
-    Ok(ranked.into_iter().map(|(d, _)| d).collect())
+    Ok(Ranked {
+        order: ranked.into_iter().map(|(d, _)| d).collect(),
+        shadow,
+    })
 }
 
 fn ask_router(
@@ -118,7 +131,7 @@ fn ask_router(
     req: &ChatRequest,
     eligible: &[Arc<Deployment>],
     views: &[StatsView],
-) -> Option<Vec<usize>> {
+) -> Option<(Vec<usize>, Option<usize>)> {
     let warn = |reason: String| {
         tracing::warn!(request_id = %ctx.request_id, router = name, %reason, "router failed; using the config's order");
     };
@@ -164,7 +177,11 @@ fn ask_router(
                 .map(|i| i as usize)
                 .filter(|i| *i < eligible.len() && !std::mem::replace(&mut seen[*i], true))
                 .collect();
-            Some(order)
+            let shadow = decision
+                .shadow
+                .map(|i| i as usize)
+                .filter(|i| *i < eligible.len());
+            Some((order, shadow))
         }
     }
 }

@@ -107,3 +107,18 @@ impl tokio::io::AsyncWrite for Captured {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_past_the_cap_is_dropped_and_counted_not_failed() {
+        let mut c = Captured::new(8);
+        assert!(OutputStream::write(&mut c, Bytes::from_static(b"hello ")).is_ok());
+        assert!(OutputStream::write(&mut c, Bytes::from_static(b"world")).is_ok());
+        assert!(OutputStream::check_write(&mut c).is_ok_and(|n| n > 0), "writes keep succeeding");
+        assert_eq!(c.take(), (b"hello wo".to_vec(), 3));
+        assert_eq!(c.take(), (Vec::new(), 0), "taking empties the buffer");
+    }
+}

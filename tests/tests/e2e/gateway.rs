@@ -459,3 +459,49 @@ async fn request_no_adapter_supports_is_a_400_not_a_retryable_503() -> anyhow::R
     assert!(m.requests().is_empty(), "nothing reached the upstream");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_shadow_deployment_gets_a_copy_but_never_answers() -> anyhow::Result<()> {
+    let m = mock().await?;
+    let base = format!("http://{}/v1", m.addr);
+    let gw = gateway(&format!(
+        "{}{}[models.demo]\ndeployments = [\"primary\", \"candidate\"]\nrouter = \"balanced\"\n\
+         [plugins.balanced]\nconfig = {{ shadow = \"candidate\" }}\n",
+        deployment("primary", &base, "mock-echo", ""),
+        deployment("candidate", &base, "mock-words-3", "")
+    ))
+    .await?;
+    for _ in 0..3 {
+        let (status, headers, body) = post_json(
+            gw.gw.addr,
+            "/v1/chat/completions",
+            &chat("demo", "mirror me"),
+        )
+        .await?;
+        assert_eq!(status, 200);
+        assert_eq!(
+            headers["x-switchyard-deployment"], "primary",
+            "the shadow never serves"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        assert_eq!(v["choices"][0]["message"]["content"], "echo: mirror me");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let models: Vec<String> = m
+            .requests()
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+            .filter_map(|v| v["model"].as_str().map(str::to_owned))
+            .collect();
+        if models.iter().filter(|m| *m == "mock-words-3").count() == 3 {
+            assert_eq!(models.iter().filter(|m| *m == "mock-echo").count(), 3);
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "shadow copies not seen: {models:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
