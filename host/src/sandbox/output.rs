@@ -117,7 +117,10 @@ mod tests {
         let mut c = Captured::new(8);
         assert!(OutputStream::write(&mut c, Bytes::from_static(b"hello ")).is_ok());
         assert!(OutputStream::write(&mut c, Bytes::from_static(b"world")).is_ok());
-        assert!(OutputStream::check_write(&mut c).is_ok_and(|n| n > 0), "writes keep succeeding");
+        assert!(
+            OutputStream::check_write(&mut c).is_ok_and(|n| n > 0),
+            "writes keep succeeding"
+        );
         assert_eq!(c.take(), (b"hello wo".to_vec(), 3));
         assert_eq!(c.take(), (Vec::new(), 0), "taking empties the buffer");
     }
