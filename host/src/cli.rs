@@ -250,30 +250,52 @@ impl Gateway {
     }
 }
 
+/// Validates the config and every plugin it refers to (present, a valid plugin, of the
+/// right kind); exit 2 with one message per problem, each naming its key.
 fn check(config: &Path) -> ExitCode {
-    match Config::load(config) {
-        Ok(cfg) => {
-            let mut ok = true;
-            for (name, exists) in crate::config::configured_plugins(&cfg) {
-                if !exists {
-                    eprintln!(
-                        "plugins.{name}: no file {}",
-                        cfg.plugins_dir.join(format!("{name}.wasm")).display()
-                    );
-                    ok = false;
-                }
-            }
-            if ok {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            }
-        }
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("{}: {e}", config.display());
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
+    };
+    let mut problems = Vec::new();
+    for (key, name, kind) in cfg.referenced_plugins() {
+        let path = cfg.plugins_dir.join(format!("{name}.wasm"));
+        let found = std::fs::read(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|b| inspect(&b).map_err(|e| format!("{}: {e}", path.display())))
+            .and_then(|i| {
+                i.plugin_kind()
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            });
+        match (found, kind) {
+            (Err(e), _) => problems.push(format!("{key}: plugin `{name}`: {e}")),
+            (Ok((actual, _)), Some(wanted)) if actual != wanted => problems.push(format!(
+                "{key}: plugin `{name}` is a {actual}, not a {wanted}"
+            )),
+            _ => {}
+        }
+    }
+    for d in cfg.deployments.values() {
+        if let Some(why) = d.unavailable() {
+            println!(
+                "warning: deployments.{}.api_key: {why}; the deployment will be unavailable",
+                d.name
+            );
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    if problems.is_empty() {
+        println!("{}: ok", config.display());
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }
 

@@ -584,18 +584,42 @@ fn size(key: &str, v: &str) -> Result<usize, ConfigError> {
         .ok_or_else(|| invalid(key, "must be greater than zero"))
 }
 
-/// The plugin names referenced by per-plugin tables, for `check`.
-pub fn configured_plugins(cfg: &Config) -> BTreeMap<String, bool> {
-    cfg.policy
-        .per_plugin
-        .keys()
-        .map(|k| {
-            (
-                k.clone(),
-                cfg.plugins_dir.join(format!("{k}.wasm")).exists(),
-            )
-        })
-        .collect()
+impl Config {
+    /// Every plugin the config refers to, with the config key that refers to it and the
+    /// kind it must be (`None` for per-plugin tables, which fit any kind); for `check`.
+    pub fn referenced_plugins(&self) -> Vec<(String, String, Option<crate::plugins::PluginKind>)> {
+        use crate::plugins::PluginKind;
+        let mut out: Vec<(String, String, Option<PluginKind>)> = self
+            .policy
+            .per_plugin
+            .keys()
+            .map(|k| (format!("plugins.{k}"), k.clone(), None))
+            .collect();
+        for d in self.deployments.values() {
+            out.push((
+                format!("deployments.{}.adapter", d.name),
+                d.adapter.clone(),
+                Some(PluginKind::Adapter),
+            ));
+        }
+        for m in self.models.values() {
+            if let Some(r) = &m.router {
+                out.push((
+                    format!("models.{}.router", m.name),
+                    r.clone(),
+                    Some(PluginKind::Router),
+                ));
+            }
+            for f in &m.filters {
+                out.push((
+                    format!("models.{}.filters", m.name),
+                    f.clone(),
+                    Some(PluginKind::Filter),
+                ));
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]

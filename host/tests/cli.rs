@@ -109,3 +109,49 @@ fn check_validates_config_and_exits_2_naming_the_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("sandbox.memory_limit"));
 }
+
+#[test]
+fn check_verifies_referenced_plugins_exist_and_have_the_right_kind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("mkdir");
+    std::fs::copy(fixture("fx-echo"), plugins.join("echo.wasm")).expect("copy");
+    std::fs::copy(fixture("fx-hostile"), plugins.join("guard.wasm")).expect("copy");
+    let cfg = dir.path().join("sy.toml");
+    let write = |models: &str| {
+        let deployments = "[deployments.a]\nadapter = \"echo\"\nbase_url = \"http://127.0.0.1:1\"\nmodel = \"m\"\n";
+        std::fs::write(
+            &cfg,
+            format!("[plugins]\ndir = \"plugins\"\n{deployments}{models}"),
+        )
+        .expect("write");
+    };
+    write("[models.demo]\ndeployments = [\"a\"]\nfilters = [\"guard\"]\n");
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    write("[models.demo]\ndeployments = [\"a\"]\nrouter = \"guard\"\nfilters = [\"missing\"]\n");
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("models.demo.router: plugin `guard` is a filter, not a router"),
+        "{err}"
+    );
+    assert!(
+        err.contains("models.demo.filters: plugin `missing`: cannot read"),
+        "{err}"
+    );
+}
