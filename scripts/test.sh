@@ -30,6 +30,9 @@ guests=(-p switchyard-sdk)
 for d in plugins/*/ tests/fixtures/*/; do [ -f "$d/Cargo.toml" ] && guests+=(-p "$(basename "$d")"); done
 cargo clippy --locked --target wasm32-wasip2 --profile plugin "${guests[@]}" -- -D warnings
 
+step "unit tests of the sdk and plugins (native)"
+cargo test --locked -p switchyard-sdk -p openai -p anthropic -p gemini
+
 step "tests"
 cargo test --locked -p switchyard -p switchyard-tests -p switchyard-mock-upstream
 

@@ -12,6 +12,8 @@ pub mod bindings {
     });
 }
 
+pub mod support;
+
 pub use bindings::exports::switchyard::plugin::adapter::{
     CredentialPlacement, Deployment, StreamEvent, StreamFraming, UpstreamRequest, UpstreamResponse,
 };

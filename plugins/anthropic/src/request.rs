@@ -5,13 +5,16 @@
 //! merged; tool results are `tool_result` blocks inside a user turn (first in it); and
 //! `max_tokens` is required.
 
-use serde_json::{Map, Number, Value, json};
+use serde_json::{Map, Value, json};
+use switchyard_sdk::adapter::support::{
+    ImageSource, alternating_turns, call_arguments, extra_fields, file_data, image_source,
+    json_float, merge_missing, plain_text, tool_parameters,
+};
 use switchyard_sdk::adapter::{
     ChatRequest, ContentPart, ImagePart, Message, PluginError, ResponseFormat, Role, Sampling,
     ToolCall, ToolChoice, ToolDefinition, unsupported,
 };
 
-use crate::error::invalid;
 use crate::settings::Settings;
 
 /// The request body for `model` (the deployment's model id, not the public name).
@@ -53,39 +56,21 @@ pub(crate) fn body(
     }
     // Always explicit, so that `extra` can never turn a stream on behind the host's back.
     body.insert("stream".into(), request.stream.into());
-    merge_extra(&mut body, &request.extra)?;
+    // Fields the canonical form does not model (`top_k`, `thinking`, `metadata`, …).
+    merge_missing(&mut body, extra_fields(&request.extra)?);
     Ok(Value::Object(body))
-}
-
-/// One turn being assembled.
-struct Turn {
-    role: &'static str,
-    blocks: Vec<Value>,
 }
 
 /// Splits the conversation into the system texts and alternating turns.
 fn conversation(messages: Vec<Message>) -> Result<(Vec<String>, Vec<Value>), PluginError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::with_capacity(messages.len());
-    for (i, m) in messages.into_iter().enumerate() {
-        let (role, blocks) = match m.role {
-            Role::System | Role::Developer => {
-                system.extend(system_text(i, m.content)?);
-                continue;
-            }
-            Role::User => ("user", content_blocks(i, m.content)?),
+    let (system, turns) = alternating_turns(messages, |i, m| {
+        Ok(match m.role {
             Role::Assistant => ("assistant", assistant_blocks(i, m)?),
             Role::Tool => ("user", vec![tool_result(i, m)?]),
-        };
-        // An empty turn is rejected by Anthropic and says nothing; leave it out.
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some(last) if last.role == role => last.blocks.extend(blocks),
-            _ => turns.push(Turn { role, blocks }),
-        }
-    }
+            // User turns; system and developer messages never get here.
+            _ => ("user", content_blocks(i, m.content)?),
+        })
+    })?;
     let turns = turns
         .into_iter()
         .map(|mut t| {
@@ -98,19 +83,6 @@ fn conversation(messages: Vec<Message>) -> Result<(Vec<String>, Vec<Value>), Plu
     Ok((system, turns))
 }
 
-fn system_text(index: usize, parts: Vec<ContentPart>) -> Result<Vec<String>, PluginError> {
-    parts
-        .into_iter()
-        .filter_map(|part| match part {
-            ContentPart::Text(text) if text.is_empty() => None,
-            ContentPart::Text(text) => Some(Ok(text)),
-            _ => Some(Err(invalid(format!(
-                "messages[{index}]: system messages may only contain text"
-            )))),
-        })
-        .collect()
-}
-
 /// Text, image and document blocks. Anthropic rejects empty text blocks, so they are
 /// dropped.
 fn content_blocks(index: usize, parts: Vec<ContentPart>) -> Result<Vec<Value>, PluginError> {
@@ -119,7 +91,7 @@ fn content_blocks(index: usize, parts: Vec<ContentPart>) -> Result<Vec<Value>, P
         match part {
             ContentPart::Text(text) if text.is_empty() => {}
             ContentPart::Text(text) => out.push(json!({ "type": "text", "text": text })),
-            ContentPart::Image(image) => out.push(image_block(index, image)?),
+            ContentPart::Image(image) => out.push(image_block(index, &image)?),
             ContentPart::Other(raw) => out.push(other_block(index, &raw)?),
         }
     }
@@ -127,52 +99,24 @@ fn content_blocks(index: usize, parts: Vec<ContentPart>) -> Result<Vec<Value>, P
 }
 
 /// An image from a `data:` URL (base64 source) or an `http(s):` URL (url source).
-fn image_block(index: usize, image: ImagePart) -> Result<Value, PluginError> {
-    if let Some((media_type, data)) = data_url(&image.url) {
-        return Ok(json!({
-            "type": "image",
-            "source": { "type": "base64", "media_type": media_type, "data": data },
-        }));
-    }
-    if image.url.starts_with("https://") || image.url.starts_with("http://") {
-        return Ok(json!({ "type": "image", "source": { "type": "url", "url": image.url } }));
-    }
-    Err(invalid(format!(
-        "messages[{index}]: an image must be an https: URL or a base64 data: URL"
-    )))
+fn image_block(index: usize, image: &ImagePart) -> Result<Value, PluginError> {
+    let source = match image_source(index, image)? {
+        ImageSource::Inline { media_type, data } => {
+            json!({ "type": "base64", "media_type": media_type, "data": data })
+        }
+        ImageSource::Url(url) => json!({ "type": "url", "url": url }),
+    };
+    Ok(json!({ "type": "image", "source": source }))
 }
 
 /// An OpenAI `file` part holding a base64 PDF becomes a document block; any other part
 /// this adapter cannot translate is refused rather than silently dropped.
 fn other_block(index: usize, raw: &str) -> Result<Value, PluginError> {
-    let part: Value = serde_json::from_str(raw).map_err(|_| {
-        invalid(format!(
-            "messages[{index}]: a content part is not a JSON object"
-        ))
-    })?;
-    let kind = part.get("type").and_then(Value::as_str).unwrap_or_default();
-    if kind == "file"
-        && let Some((media_type, data)) = part
-            .pointer("/file/file_data")
-            .and_then(Value::as_str)
-            .and_then(data_url)
-        && media_type == "application/pdf"
-    {
-        return Ok(json!({
-            "type": "document",
-            "source": { "type": "base64", "media_type": media_type, "data": data },
-        }));
-    }
-    Err(unsupported(&format!("content parts of type `{kind}`")))
-}
-
-/// `data:<media type>;base64,<data>` → (media type, data).
-fn data_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let media_type = meta.strip_suffix(";base64")?;
-    let media_type = media_type.split(';').next().unwrap_or_default();
-    (!media_type.is_empty()).then_some((media_type, data))
+    let (media_type, data) = file_data(index, raw, |t| t == "application/pdf")?;
+    Ok(json!({
+        "type": "document",
+        "source": { "type": "base64", "media_type": media_type, "data": data },
+    }))
 }
 
 /// An assistant turn: its text, then one `tool_use` block per call. Reasoning is not sent
@@ -187,23 +131,11 @@ fn assistant_blocks(index: usize, m: Message) -> Result<Vec<Value>, PluginError>
 }
 
 fn tool_use(index: usize, j: usize, call: ToolCall) -> Result<Value, PluginError> {
-    let input = if call.arguments.trim().is_empty() {
-        Value::Object(Map::new())
-    } else {
-        match serde_json::from_str::<Value>(&call.arguments) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => {
-                return Err(invalid(format!(
-                    "messages[{index}].tool_calls[{j}]: `arguments` is not a JSON object"
-                )));
-            }
-        }
-    };
     Ok(json!({
         "type": "tool_use",
         "id": tool_id(&call.id),
         "name": call.name,
-        "input": input,
+        "input": call_arguments(index, j, &call.arguments)?,
     }))
 }
 
@@ -214,23 +146,17 @@ fn tool_result(index: usize, m: Message) -> Result<Value, PluginError> {
     let mut out = Map::new();
     out.insert("type".into(), "tool_result".into());
     out.insert("tool_use_id".into(), tool_id(id).into());
-    if m.content.iter().all(|p| matches!(p, ContentPart::Text(_))) {
-        let text: String = m
-            .content
-            .into_iter()
-            .filter_map(|p| match p {
-                ContentPart::Text(t) => Some(t),
-                _ => None,
-            })
-            .collect();
-        if !text.is_empty() {
+    match plain_text(&m.content) {
+        Some(text) if text.is_empty() => {}
+        Some(text) => {
             out.insert("content".into(), text.into());
         }
-    } else {
-        out.insert(
-            "content".into(),
-            Value::Array(content_blocks(index, m.content)?),
-        );
+        None => {
+            out.insert(
+                "content".into(),
+                Value::Array(content_blocks(index, m.content)?),
+            );
+        }
     }
     Ok(Value::Object(out))
 }
@@ -251,19 +177,7 @@ fn tool_id(id: &str) -> String {
 }
 
 fn tool(t: ToolDefinition) -> Result<Value, PluginError> {
-    let mut schema = if t.parameters.trim().is_empty() {
-        Map::new()
-    } else {
-        match serde_json::from_str::<Value>(&t.parameters) {
-            Ok(Value::Object(map)) => map,
-            _ => {
-                return Err(invalid(format!(
-                    "tool `{}`: `parameters` is not a JSON object",
-                    t.name
-                )));
-            }
-        }
-    };
+    let mut schema = tool_parameters(&t.name, &t.parameters)?;
     // Anthropic requires an object schema; `{}` means "no arguments".
     schema.entry("type").or_insert_with(|| "object".into());
     let mut out = Map::new();
@@ -298,48 +212,14 @@ fn tool_choice(choice: Option<ToolChoice>, parallel: Option<bool>) -> Option<Val
 fn sampling(body: &mut Map<String, Value>, settings: &Settings, s: Sampling) {
     let max_tokens = s.max_tokens.unwrap_or(settings.default_max_tokens);
     body.insert("max_tokens".into(), max_tokens.into());
-    if let Some(t) = s.temperature.and_then(float) {
+    if let Some(t) = s.temperature.and_then(json_float) {
         body.insert("temperature".into(), t);
     }
-    if let Some(p) = s.top_p.and_then(float) {
+    if let Some(p) = s.top_p.and_then(json_float) {
         body.insert("top_p".into(), p);
     }
     if !s.stop.is_empty() {
         body.insert("stop_sequences".into(), s.stop.into());
-    }
-}
-
-/// A JSON number for a sampling value. NaN and infinities have no JSON form and are
-/// left out (the provider default applies).
-fn float(x: f64) -> Option<Value> {
-    Number::from_f64(x).map(Value::Number)
-}
-
-/// Merges the fields the canonical form does not model (`top_k`, `thinking`,
-/// `metadata`, …). Keys already set win, and objects merge key by key, so `extra` may
-/// add provider parameters but never change what the typed fields say.
-fn merge_extra(body: &mut Map<String, Value>, extra: &str) -> Result<(), PluginError> {
-    if extra.trim().is_empty() {
-        return Ok(());
-    }
-    match serde_json::from_str::<Value>(extra) {
-        Ok(Value::Object(extra)) => {
-            merge(body, extra);
-            Ok(())
-        }
-        _ => Err(invalid("the request's extra fields are not a JSON object")),
-    }
-}
-
-fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
-    for (key, value) in from {
-        match (into.get_mut(&key), value) {
-            (None, value) => {
-                into.insert(key, value);
-            }
-            (Some(Value::Object(have)), Value::Object(add)) => merge(have, add),
-            (Some(_), _) => {}
-        }
     }
 }
 

@@ -14,10 +14,9 @@
 //! A broken setting is an operator error, not the client's: it is reported as `internal`
 //! and names the key, never the value (header values may be secrets).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+use switchyard_sdk::adapter::support::{SettingsTable, is_header_value, json_headers};
 use switchyard_sdk::adapter::{CredentialPlacement, Deployment, Header, PluginError};
-
-use crate::error::internal;
 
 /// The API version every request pins unless `version` says otherwise.
 const DEFAULT_VERSION: &str = "2023-06-01";
@@ -37,66 +36,32 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub fn parse(deployment: &Deployment) -> Result<Settings, PluginError> {
-        let bad = |key: &str, want: &str| {
-            internal(format!(
-                "deployment `{}`: adapter setting `{key}` must be {want}",
-                deployment.name
-            ))
-        };
-        let raw = deployment.settings.trim();
-        let map = if raw.is_empty() {
-            Map::new()
-        } else {
-            match serde_json::from_str::<Value>(raw) {
-                Ok(Value::Object(map)) => map,
-                _ => return Err(bad("settings", "a table")),
+        let table = SettingsTable::parse(deployment, "adapter setting", "settings")?;
+        let version = match table.get("version") {
+            None => DEFAULT_VERSION.to_string(),
+            Some(Value::String(v)) if is_header_value(v) && !v.is_empty() => v.clone(),
+            Some(_) => {
+                return Err(table.bad("version", "a version string such as \"2023-06-01\""));
             }
         };
-
-        let version = match map.get("version") {
-            None | Some(Value::Null) => DEFAULT_VERSION.to_string(),
-            Some(Value::String(v)) if is_header_value(v) && !v.is_empty() => v.clone(),
-            Some(_) => return Err(bad("version", "a version string such as \"2023-06-01\"")),
-        };
-        let path = match map.get("path") {
-            None | Some(Value::Null) => DEFAULT_PATH.to_string(),
+        let path = match table.get("path") {
+            None => DEFAULT_PATH.to_string(),
             Some(Value::String(p)) if p.starts_with('/') && !p.starts_with("//") => p.clone(),
-            Some(_) => return Err(bad("path", "a path starting with `/`")),
+            Some(_) => return Err(table.bad("path", "a path starting with `/`")),
         };
-        let default_max_tokens = match map.get("default_max_tokens") {
-            None | Some(Value::Null) => DEFAULT_MAX_TOKENS,
+        let default_max_tokens = match table.get("default_max_tokens") {
+            None => DEFAULT_MAX_TOKENS,
             Some(v) => v
                 .as_u64()
                 .filter(|n| *n > 0)
                 .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| bad("default_max_tokens", "a positive integer"))?,
+                .ok_or_else(|| table.bad("default_max_tokens", "a positive integer"))?,
         };
-
-        let auth = match map.get("auth") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(a)) if matches!(a.as_str(), "none" | "header" | "bearer") => {
-                Some(a.as_str())
-            }
-            Some(_) => return Err(bad("auth", "\"header\", \"bearer\" or \"none\"")),
-        };
-        let auth_header = match map.get("auth_header") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(h)) if is_token(h) => Some(h.to_ascii_lowercase()),
-            Some(_) => return Err(bad("auth_header", "a header name")),
-        };
-        let credential = match (auth, auth_header) {
-            (Some("none"), _) => CredentialPlacement::None,
-            (Some("bearer"), Some(_)) => {
-                return Err(bad("auth_header", "left out when auth = \"bearer\""));
-            }
-            (Some("bearer"), None) => CredentialPlacement::Bearer,
-            (_, Some(h)) => CredentialPlacement::Header(h),
-            _ => CredentialPlacement::Header(DEFAULT_AUTH_HEADER.into()),
-        };
-
-        let headers = string_table(map.get("headers"))
-            .filter(|h| h.iter().all(|(k, v)| is_token(k) && is_header_value(v)))
-            .ok_or_else(|| bad("headers", "a table of header names to strings"))?;
+        let credential = table.credential(
+            CredentialPlacement::Header(DEFAULT_AUTH_HEADER.into()),
+            None,
+        )?;
+        let headers = table.headers(is_header_value)?;
         Ok(Settings {
             path,
             default_max_tokens,
@@ -109,64 +74,8 @@ impl Settings {
     /// `content-type` and `anthropic-version`, then the configured headers (which may
     /// replace either).
     pub fn headers(&self) -> Vec<Header> {
-        let configured = |name: &str| {
-            self.headers
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case(name))
-        };
-        let mut out = Vec::with_capacity(2 + self.headers.len());
-        if !configured("content-type") {
-            out.push(header("content-type", "application/json"));
-        }
-        if !configured("anthropic-version") {
-            out.push(header("anthropic-version", &self.version));
-        }
-        out.extend(self.headers.iter().map(|(k, v)| header(k, v)));
-        out
+        json_headers(&[("anthropic-version", &self.version)], &self.headers)
     }
-}
-
-fn header(name: &str, value: &str) -> Header {
-    Header {
-        name: name.to_ascii_lowercase(),
-        value: value.as_bytes().to_vec(),
-    }
-}
-
-/// A JSON object whose values are strings (numbers and booleans are written out). `None`
-/// for any other shape.
-fn string_table(value: Option<&Value>) -> Option<Vec<(String, String)>> {
-    let map = match value {
-        None | Some(Value::Null) => return Some(Vec::new()),
-        Some(Value::Object(map)) => map,
-        Some(_) => return None,
-    };
-    map.iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                _ => return None,
-            };
-            Some((k.clone(), v))
-        })
-        .collect()
-}
-
-/// An HTTP header name (RFC 9110 `token`), so a typo fails here rather than upstream.
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// A header value without control characters (CR and LF would split the header).
-fn is_header_value(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 #[cfg(test)]

@@ -8,12 +8,13 @@
 //! arrived — without it the stream was cut.
 
 use serde_json::Value;
+use switchyard_sdk::adapter::support::{read_json, stream_cut};
 use switchyard_sdk::adapter::{
     ChatChunk, ChoiceDelta, FinishReason, PluginError, Role, StreamDecoder, StreamEvent,
     ToolCallDelta,
 };
 
-use crate::error::{bad_upstream, embedded, from_status, upstream};
+use crate::error::{embedded, from_status};
 use crate::response::{Tokens, finish_reason, str_of};
 
 /// A `tool_use` content block of this message.
@@ -67,8 +68,7 @@ impl StreamDecoder for Decoder {
         if name == Some("ping") {
             return Ok(Vec::new());
         }
-        let value: Value = serde_json::from_slice(data)
-            .map_err(|_| bad_upstream("a stream event from the upstream is not valid JSON"))?;
+        let value = read_json(data, "a stream event from the upstream")?;
         // Proxies that drop `event:` lines still send the name as `type`.
         let name = name.unwrap_or_else(|| str_of(value.get("type")));
         let chunk = match name {
@@ -97,13 +97,8 @@ impl StreamDecoder for Decoder {
     fn finish(&mut self) -> Result<Vec<ChatChunk>, PluginError> {
         if self.done {
             Ok(Vec::new())
-        } else if !(200..300).contains(&self.status) {
-            Err(upstream(format!(
-                "the upstream answered with HTTP status {}",
-                self.status
-            )))
         } else {
-            Err(bad_upstream("stream ended before message_stop"))
+            Err(stream_cut(self.status, "message_stop"))
         }
     }
 }

@@ -1,97 +1,29 @@
-//! Building `plugin-error`s, and reading Google's error message out of an error body
+//! Reading Google's error message out of an error body
 //! (`{"error":{"code":429,"message":"…","status":"RESOURCE_EXHAUSTED"}}`).
 
 use serde_json::Value;
-use switchyard_sdk::adapter::{ErrorKind, PluginError};
+use switchyard_sdk::adapter::PluginError;
+use switchyard_sdk::adapter::support::{embedded_error, error_message, status_error};
 
-/// Provider messages are shown to clients; a bound keeps a runaway body out of logs.
-const MAX_MESSAGE_CHARS: usize = 500;
+/// Google API keys start with `AIza`; OAuth access tokens with `ya29.`.
+const KEY_PREFIXES: [&str; 2] = ["AIza", "ya29."];
 
-fn error(kind: ErrorKind, message: impl Into<String>) -> PluginError {
-    PluginError {
-        kind,
-        message: message.into(),
-    }
-}
-
-pub(crate) fn invalid(message: impl Into<String>) -> PluginError {
-    error(ErrorKind::InvalidRequest, message)
-}
-
-pub(crate) fn internal(message: impl Into<String>) -> PluginError {
-    error(ErrorKind::Internal, message)
-}
-
-pub(crate) fn bad_upstream(message: impl Into<String>) -> PluginError {
-    error(ErrorKind::BadUpstreamResponse, message)
-}
-
-pub(crate) fn upstream(message: impl Into<String>) -> PluginError {
-    error(ErrorKind::UpstreamError, message)
-}
-
-/// The error for a non-2xx answer: Google's own message when the body carries one,
-/// else a generic line naming the status (the host keeps the status itself).
+/// The error for a non-2xx answer.
 pub(crate) fn from_status(status: u16, body: &[u8]) -> PluginError {
-    let message = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| message_of(&v))
-        .unwrap_or_else(|| format!("the upstream answered with HTTP status {status}"));
-    upstream(message)
+    status_error(status, body, message_of)
 }
 
 /// The message of an error body: `error.message`, also inside the one-element array
 /// that the non-SSE stream method wraps its answers in, or a plain-string `error`.
-pub(crate) fn message_of(body: &Value) -> Option<String> {
+fn message_of(body: &Value) -> Option<String> {
     let body = match body {
         Value::Array(items) => items.first()?,
         other => other,
     };
-    let text = match body.get("error") {
-        Some(Value::Object(e)) => e.get("message").and_then(Value::as_str),
-        Some(Value::String(s)) => Some(s.as_str()),
-        _ => None,
-    }?;
-    let text = text.trim();
-    (!text.is_empty()).then(|| scrub(text))
+    error_message(body, &[], &KEY_PREFIXES)
 }
 
 /// The `error` member of a body that should have been a response, when it is set.
 pub(crate) fn embedded(body: &Value) -> Option<PluginError> {
-    match body.get("error") {
-        None | Some(Value::Null) => None,
-        Some(_) => Some(upstream(
-            message_of(body).unwrap_or_else(|| "the upstream reported an error".into()),
-        )),
-    }
-}
-
-/// Bounds the message and masks anything that looks like a credential: clients must
-/// never see even part of a key.
-fn scrub(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_CHARS));
-    for (i, word) in text.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        if looks_like_key(word) {
-            out.push_str("[redacted]");
-        } else {
-            out.push_str(word);
-        }
-    }
-    match out.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((cut, _)) => {
-            out.truncate(cut);
-            out.push('…');
-            out
-        }
-        None => out,
-    }
-}
-
-fn looks_like_key(word: &str) -> bool {
-    let word = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '*');
-    // Google API keys start with `AIza`; OAuth access tokens with `ya29.`.
-    word.starts_with("AIza") || word.starts_with("ya29.") || word.contains("***")
+    embedded_error(body, message_of)
 }

@@ -8,13 +8,16 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Map, Number, Value, json};
+use serde_json::{Map, Value, json};
+use switchyard_sdk::adapter::support::{
+    ImageSource, alternating_turns, call_arguments, extra_fields, file_data, image_source, invalid,
+    json_float, merge_missing, plain_text, tool_parameters,
+};
 use switchyard_sdk::adapter::{
     ChatRequest, ContentPart, ImagePart, Message, PluginError, ResponseFormat, Role, Sampling,
     ToolCall, ToolChoice, ToolDefinition, unsupported,
 };
 
-use crate::error::invalid;
 use crate::schema;
 use crate::settings::{Settings, requires_thought_signatures};
 
@@ -61,14 +64,10 @@ pub(crate) fn body(
     if !config.is_empty() {
         body.insert("generationConfig".into(), Value::Object(config));
     }
-    merge_extra(&mut body, &request.extra)?;
+    // Fields the canonical form does not model (`safetySettings`, `cachedContent`,
+    // `generationConfig.thinkingConfig`, …).
+    merge_missing(&mut body, extra_fields(&request.extra)?);
     Ok(Value::Object(body))
-}
-
-/// One turn being assembled.
-struct Turn {
-    role: &'static str,
-    parts: Vec<Value>,
 }
 
 /// Splits the conversation into the system texts and the `contents`.
@@ -76,47 +75,21 @@ fn conversation(
     messages: Vec<Message>,
     sign: bool,
 ) -> Result<(Vec<String>, Vec<Value>), PluginError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::with_capacity(messages.len());
     // Tool call id → function name, from the assistant turns seen so far.
     let mut names: HashMap<String, String> = HashMap::new();
-    for (i, m) in messages.into_iter().enumerate() {
-        let (role, parts) = match m.role {
-            Role::System | Role::Developer => {
-                system.extend(system_text(i, m.content)?);
-                continue;
-            }
-            Role::User => ("user", parts(i, m.content)?),
+    let (system, turns) = alternating_turns(messages, |i, m| {
+        Ok(match m.role {
             Role::Assistant => ("model", model_parts(i, m, sign, &mut names)?),
             Role::Tool => ("user", vec![function_response(i, m, &names)?]),
-        };
-        // Gemini rejects a content without parts.
-        if parts.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some(last) if last.role == role => last.parts.extend(parts),
-            _ => turns.push(Turn { role, parts }),
-        }
-    }
+            // User turns; system and developer messages never get here.
+            _ => ("user", parts(i, m.content)?),
+        })
+    })?;
     let contents = turns
         .into_iter()
-        .map(|t| json!({ "role": t.role, "parts": t.parts }))
+        .map(|t| json!({ "role": t.role, "parts": t.blocks }))
         .collect();
     Ok((system, contents))
-}
-
-fn system_text(index: usize, parts: Vec<ContentPart>) -> Result<Vec<String>, PluginError> {
-    parts
-        .into_iter()
-        .filter_map(|part| match part {
-            ContentPart::Text(text) if text.is_empty() => None,
-            ContentPart::Text(text) => Some(Ok(text)),
-            _ => Some(Err(invalid(format!(
-                "messages[{index}]: system messages may only contain text"
-            )))),
-        })
-        .collect()
 }
 
 /// Text, image and file parts. Gemini rejects empty text parts, so they are dropped.
@@ -126,7 +99,7 @@ fn parts(index: usize, content: Vec<ContentPart>) -> Result<Vec<Value>, PluginEr
         match part {
             ContentPart::Text(text) if text.is_empty() => {}
             ContentPart::Text(text) => out.push(json!({ "text": text })),
-            ContentPart::Image(image) => out.push(image_part(index, image)?),
+            ContentPart::Image(image) => out.push(image_part(index, &image)?),
             ContentPart::Other(raw) => out.push(other_part(index, &raw)?),
         }
     }
@@ -134,50 +107,27 @@ fn parts(index: usize, content: Vec<ContentPart>) -> Result<Vec<Value>, PluginEr
 }
 
 /// An image from a `data:` URL (`inlineData`) or an `http(s):` URL (`fileData`).
-fn image_part(index: usize, image: ImagePart) -> Result<Value, PluginError> {
-    if let Some((mime_type, data)) = data_url(&image.url) {
-        return Ok(json!({ "inlineData": { "mimeType": mime_type, "data": data } }));
-    }
-    if image.url.starts_with("https://") || image.url.starts_with("http://") {
-        let mut file = Map::new();
-        if let Some(mime_type) = mime_from_extension(&image.url) {
-            file.insert("mimeType".into(), mime_type.into());
+fn image_part(index: usize, image: &ImagePart) -> Result<Value, PluginError> {
+    Ok(match image_source(index, image)? {
+        ImageSource::Inline { media_type, data } => {
+            json!({ "inlineData": { "mimeType": media_type, "data": data } })
         }
-        file.insert("fileUri".into(), image.url.into());
-        return Ok(json!({ "fileData": file }));
-    }
-    Err(invalid(format!(
-        "messages[{index}]: an image must be an https: URL or a base64 data: URL"
-    )))
+        ImageSource::Url(url) => {
+            let mut file = Map::new();
+            if let Some(mime_type) = mime_from_extension(url) {
+                file.insert("mimeType".into(), mime_type.into());
+            }
+            file.insert("fileUri".into(), url.into());
+            json!({ "fileData": file })
+        }
+    })
 }
 
 /// An OpenAI `file` part holding a base64 `data:` URL becomes `inlineData`; any other
 /// part this adapter cannot translate is refused rather than silently dropped.
 fn other_part(index: usize, raw: &str) -> Result<Value, PluginError> {
-    let part: Value = serde_json::from_str(raw).map_err(|_| {
-        invalid(format!(
-            "messages[{index}]: a content part is not a JSON object"
-        ))
-    })?;
-    let kind = part.get("type").and_then(Value::as_str).unwrap_or_default();
-    if kind == "file"
-        && let Some((mime_type, data)) = part
-            .pointer("/file/file_data")
-            .and_then(Value::as_str)
-            .and_then(data_url)
-    {
-        return Ok(json!({ "inlineData": { "mimeType": mime_type, "data": data } }));
-    }
-    Err(unsupported(&format!("content parts of type `{kind}`")))
-}
-
-/// `data:<media type>;base64,<data>` → (media type, data).
-fn data_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let media_type = meta.strip_suffix(";base64")?;
-    let media_type = media_type.split(';').next().unwrap_or_default();
-    (!media_type.is_empty()).then_some((media_type, data))
+    let (mime_type, data) = file_data(index, raw, |_| true)?;
+    Ok(json!({ "inlineData": { "mimeType": mime_type, "data": data } }))
 }
 
 /// The MIME type of a URL's file extension, for the image types Gemini reads.
@@ -222,18 +172,7 @@ fn function_call(
     j: usize,
     call: &ToolCall,
 ) -> Result<Map<String, Value>, PluginError> {
-    let args = if call.arguments.trim().is_empty() {
-        Value::Object(Map::new())
-    } else {
-        match serde_json::from_str::<Value>(&call.arguments) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => {
-                return Err(invalid(format!(
-                    "messages[{index}].tool_calls[{j}]: `arguments` is not a JSON object"
-                )));
-            }
-        }
-    };
+    let args = call_arguments(index, j, &call.arguments)?;
     let mut part = Map::new();
     part.insert(
         "functionCall".into(),
@@ -260,13 +199,7 @@ fn function_response(
                 "messages[{index}]: the tool message answers no earlier tool call"
             ))
         })?;
-    let mut text = String::new();
-    for part in m.content {
-        match part {
-            ContentPart::Text(t) => text.push_str(&t),
-            _ => return Err(unsupported("non-text tool results")),
-        }
-    }
+    let text = plain_text(&m.content).ok_or_else(|| unsupported("non-text tool results"))?;
     let content = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
     Ok(json!({
         "functionResponse": { "name": name, "response": { "content": content } },
@@ -279,19 +212,9 @@ fn declaration(t: ToolDefinition) -> Result<Value, PluginError> {
     if let Some(description) = t.description {
         out.insert("description".into(), description.into());
     }
-    if !t.parameters.trim().is_empty() {
-        let parameters = serde_json::from_str::<Value>(&t.parameters)
-            .ok()
-            .filter(Value::is_object)
-            .ok_or_else(|| {
-                invalid(format!(
-                    "tool `{}`: `parameters` is not a JSON object",
-                    t.name
-                ))
-            })?;
-        if !schema::is_empty_object(&parameters) {
-            out.insert("parameters".into(), schema::to_gemini(parameters));
-        }
+    let parameters = Value::Object(tool_parameters(&t.name, &t.parameters)?);
+    if !schema::is_empty_object(&parameters) {
+        out.insert("parameters".into(), schema::to_gemini(parameters));
     }
     Ok(Value::Object(out))
 }
@@ -317,8 +240,8 @@ fn generation_config(
             out.insert(key.into(), value);
         }
     };
-    put("temperature", s.temperature.and_then(float));
-    put("topP", s.top_p.and_then(float));
+    put("temperature", s.temperature.and_then(json_float));
+    put("topP", s.top_p.and_then(json_float));
     put("maxOutputTokens", s.max_tokens.map(Value::from));
     put(
         "stopSequences",
@@ -326,8 +249,8 @@ fn generation_config(
     );
     put("candidateCount", s.n.map(Value::from));
     put("seed", s.seed.map(Value::from));
-    put("presencePenalty", s.presence_penalty.and_then(float));
-    put("frequencyPenalty", s.frequency_penalty.and_then(float));
+    put("presencePenalty", s.presence_penalty.and_then(json_float));
+    put("frequencyPenalty", s.frequency_penalty.and_then(json_float));
     match format {
         None | Some(ResponseFormat::Text) => {}
         Some(ResponseFormat::JsonObject) => {
@@ -343,41 +266,6 @@ fn generation_config(
         }
     }
     Ok(out)
-}
-
-/// A JSON number for a sampling value. NaN and infinities have no JSON form and are
-/// left out (the provider default applies).
-fn float(x: f64) -> Option<Value> {
-    Number::from_f64(x).map(Value::Number)
-}
-
-/// Merges the fields the canonical form does not model (`safetySettings`,
-/// `cachedContent`, `generationConfig.thinkingConfig`, …). Keys already set win, and
-/// objects merge key by key, so `extra` may add provider parameters but never change
-/// what the typed fields say.
-fn merge_extra(body: &mut Map<String, Value>, extra: &str) -> Result<(), PluginError> {
-    if extra.trim().is_empty() {
-        return Ok(());
-    }
-    match serde_json::from_str::<Value>(extra) {
-        Ok(Value::Object(extra)) => {
-            merge(body, extra);
-            Ok(())
-        }
-        _ => Err(invalid("the request's extra fields are not a JSON object")),
-    }
-}
-
-fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
-    for (key, value) in from {
-        match (into.get_mut(&key), value) {
-            (None, value) => {
-                into.insert(key, value);
-            }
-            (Some(Value::Object(have)), Value::Object(add)) => merge(have, add),
-            (Some(_), _) => {}
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,21 +2,18 @@
 //! stream decoder shares (parts, finish reasons, usage).
 
 use serde_json::Value;
+use switchyard_sdk::adapter::support::{bad_upstream, read_object};
 use switchyard_sdk::adapter::{
     ChatResponse, Choice, ContentPart, FinishReason, Message, PluginError, Role, ToolCall, Usage,
 };
 
-use crate::error::{bad_upstream, embedded, from_status};
+use crate::error::{embedded, from_status};
 
 pub(crate) fn parse(status: u16, body: &[u8], model_id: &str) -> Result<ChatResponse, PluginError> {
     if !(200..300).contains(&status) {
         return Err(from_status(status, body));
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| bad_upstream("the upstream response is not valid JSON"))?;
-    if !value.is_object() {
-        return Err(bad_upstream("the upstream response is not a JSON object"));
-    }
+    let value = read_object(body, "the upstream response")?;
     if let Some(err) = embedded(&value) {
         return Err(err);
     }

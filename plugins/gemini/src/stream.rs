@@ -7,12 +7,13 @@
 //! kept and reported once at the end; and a stream without any `finishReason` was cut.
 
 use serde_json::Value;
+use switchyard_sdk::adapter::support::{read_object, stream_cut};
 use switchyard_sdk::adapter::{
     ChatChunk, ChoiceDelta, FinishReason, PluginError, Role, StreamDecoder, StreamEvent,
     ToolCallDelta, Usage,
 };
 
-use crate::error::{bad_upstream, embedded, from_status, upstream};
+use crate::error::{embedded, from_status};
 use crate::response::{
     blocked, candidate_index, finish_reason, model_version, read_parts, response_id, usage,
 };
@@ -58,13 +59,7 @@ impl StreamDecoder for Decoder {
         if !(200..300).contains(&self.status) {
             return Err(from_status(self.status, data));
         }
-        let value: Value = serde_json::from_slice(data)
-            .map_err(|_| bad_upstream("a stream event from the upstream is not valid JSON"))?;
-        if !value.is_object() {
-            return Err(bad_upstream(
-                "a stream event from the upstream is not a JSON object",
-            ));
-        }
+        let value = read_object(data, "a stream event from the upstream")?;
         if let Some(err) = embedded(&value) {
             return Err(err);
         }
@@ -118,14 +113,8 @@ impl StreamDecoder for Decoder {
     }
 
     fn finish(&mut self) -> Result<Vec<ChatChunk>, PluginError> {
-        if !(200..300).contains(&self.status) {
-            return Err(upstream(format!(
-                "the upstream answered with HTTP status {}",
-                self.status
-            )));
-        }
-        if !self.finished {
-            return Err(bad_upstream("stream ended before a finishReason"));
+        if !self.finished || !(200..300).contains(&self.status) {
+            return Err(stream_cut(self.status, "a finishReason"));
         }
         Ok(self
             .usage

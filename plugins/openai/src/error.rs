@@ -1,94 +1,26 @@
-//! Building `plugin-error`s, and reading a provider's error message out of an error body.
+//! Reading a provider's error message out of an error body, in the shapes
+//! OpenAI-compatible servers use.
 
 use serde_json::Value;
-use switchyard_sdk::adapter::{ErrorKind, PluginError};
+use switchyard_sdk::adapter::PluginError;
+use switchyard_sdk::adapter::support::{embedded_error, error_message, status_error};
 
-/// Provider messages are shown to clients; a bound keeps a runaway body out of logs.
-const MAX_MESSAGE_CHARS: usize = 500;
+/// OpenAI (`sk-`) and Groq (`gsk_`) keys; OpenAI echoes a masked key in some 401 messages.
+const KEY_PREFIXES: [&str; 2] = ["sk-", "gsk_"];
 
-fn error(kind: ErrorKind, message: impl Into<String>) -> PluginError {
-    PluginError {
-        kind,
-        message: message.into(),
-    }
-}
-
-pub(crate) fn invalid(message: impl Into<String>) -> PluginError {
-    error(ErrorKind::InvalidRequest, message)
-}
-
-pub(crate) fn internal(message: impl Into<String>) -> PluginError {
-    error(ErrorKind::Internal, message)
-}
-
-pub(crate) fn bad_upstream(message: impl Into<String>) -> PluginError {
-    error(ErrorKind::BadUpstreamResponse, message)
-}
-
-pub(crate) fn upstream(message: impl Into<String>) -> PluginError {
-    error(ErrorKind::UpstreamError, message)
-}
-
-/// The error for a non-2xx answer: the provider's own message when the body carries one,
-/// else a generic line naming the status (the host keeps the status itself).
+/// The error for a non-2xx answer.
 pub(crate) fn from_status(status: u16, body: &[u8]) -> PluginError {
-    let message = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| message_of(&v))
-        .unwrap_or_else(|| format!("the upstream answered with HTTP status {status}"));
-    upstream(message)
+    status_error(status, body, message_of)
 }
 
-/// The message of an error body, in the shapes OpenAI-compatible servers use:
-/// `{"error":{"message"}}` (OpenAI, Groq, Ollama), `{"error":"..."}` (some local servers),
-/// `{"object":"error","message"}` (older vLLM) and `{"detail":"..."}` (FastAPI servers).
-pub(crate) fn message_of(body: &Value) -> Option<String> {
-    let text = match body.get("error") {
-        Some(Value::Object(e)) => e.get("message").and_then(Value::as_str),
-        Some(Value::String(s)) => Some(s.as_str()),
-        _ => None,
-    }
-    .or_else(|| body.get("message").and_then(Value::as_str))
-    .or_else(|| body.get("detail").and_then(Value::as_str))?;
-    let text = text.trim();
-    (!text.is_empty()).then(|| scrub(text))
+/// The message of an error body: `{"error":{"message"}}` (OpenAI, Groq, Ollama),
+/// `{"error":"..."}` (some local servers), `{"object":"error","message"}` (older vLLM)
+/// and `{"detail":"..."}` (FastAPI servers).
+fn message_of(body: &Value) -> Option<String> {
+    error_message(body, &["message", "detail"], &KEY_PREFIXES)
 }
 
 /// The `error` member of a body that should have been a completion, when it is set.
 pub(crate) fn embedded(body: &Value) -> Option<PluginError> {
-    match body.get("error") {
-        None | Some(Value::Null) => None,
-        Some(_) => Some(upstream(
-            message_of(body).unwrap_or_else(|| "the upstream reported an error".into()),
-        )),
-    }
-}
-
-/// Bounds the message and masks anything that looks like a credential: OpenAI echoes a
-/// masked key in some 401 messages, and clients must never see even part of one.
-fn scrub(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_CHARS));
-    for (i, word) in text.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        if looks_like_key(word) {
-            out.push_str("[redacted]");
-        } else {
-            out.push_str(word);
-        }
-    }
-    match out.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((cut, _)) => {
-            out.truncate(cut);
-            out.push('…');
-            out
-        }
-        None => out,
-    }
-}
-
-fn looks_like_key(word: &str) -> bool {
-    let word = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '*');
-    word.starts_with("sk-") || word.contains("***") || word.starts_with("gsk_")
+    embedded_error(body, message_of)
 }

@@ -12,6 +12,7 @@ mod response;
 mod settings;
 mod stream;
 
+use switchyard_sdk::adapter::support::post_json;
 use switchyard_sdk::adapter::*;
 
 use settings::Settings;
@@ -26,16 +27,13 @@ impl Adapter for OpenAi {
         let settings = Settings::parse(&deployment)?;
         let streaming = request.stream;
         let body = request::body(&deployment.model_id, &settings, request)?;
-        let body = serde_json::to_vec(&body)
-            .map_err(|_| error::internal("could not serialise the request body"))?;
-        Ok(UpstreamRequest {
-            method: "POST".into(),
-            path: settings.path("/chat/completions"),
-            headers: settings.headers(),
-            body,
-            credential: settings.credential.clone(),
-            streaming: streaming.then_some(StreamFraming::Sse),
-        })
+        post_json(
+            settings.path("/chat/completions"),
+            settings.headers(),
+            &body,
+            settings.credential,
+            streaming,
+        )
     }
 
     fn parse_response(

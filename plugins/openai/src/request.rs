@@ -1,12 +1,12 @@
 //! Canonical `chat-request` → OpenAI Chat Completions request body.
 
-use serde_json::{Map, Number, Value, json};
+use serde_json::{Map, Value, json};
+use switchyard_sdk::adapter::support::{extra_fields, invalid, json_float};
 use switchyard_sdk::adapter::{
     ChatRequest, ContentPart, Message, PluginError, ResponseFormat, Role, Sampling, ToolCall,
     ToolChoice, ToolDefinition,
 };
 
-use crate::error::invalid;
 use crate::settings::Settings;
 
 /// The request body for `model` (the deployment's model id, not the public name).
@@ -179,21 +179,18 @@ fn sampling(body: &mut Map<String, Value>, settings: &Settings, s: Sampling) {
             body.insert(key.into(), value);
         }
     };
-    put("temperature", s.temperature.and_then(float));
-    put("top_p", s.top_p.and_then(float));
+    put("temperature", s.temperature.and_then(json_float));
+    put("top_p", s.top_p.and_then(json_float));
     put(settings.max_tokens_field, s.max_tokens.map(Value::from));
     put("stop", (!s.stop.is_empty()).then(|| Value::from(s.stop)));
-    put("presence_penalty", s.presence_penalty.and_then(float));
-    put("frequency_penalty", s.frequency_penalty.and_then(float));
+    put("presence_penalty", s.presence_penalty.and_then(json_float));
+    put(
+        "frequency_penalty",
+        s.frequency_penalty.and_then(json_float),
+    );
     put("seed", s.seed.map(Value::from));
     put("n", s.n.map(Value::from));
     put("reasoning_effort", s.reasoning_effort.map(Value::from));
-}
-
-/// A JSON number for a sampling value. NaN and infinities have no JSON form and are
-/// left out (the provider default applies).
-fn float(x: f64) -> Option<Value> {
-    Number::from_f64(x).map(Value::Number)
 }
 
 /// Merges the fields the canonical form does not model. Keys already set win: `extra`
@@ -203,14 +200,7 @@ fn merge_extra(
     extra: &str,
     stream: bool,
 ) -> Result<(), PluginError> {
-    let mut extra = if extra.trim().is_empty() {
-        Map::new()
-    } else {
-        match serde_json::from_str::<Value>(extra) {
-            Ok(Value::Object(map)) => map,
-            _ => return Err(invalid("the request's extra fields are not a JSON object")),
-        }
-    };
+    let mut extra = extra_fields(extra)?;
     // Client stream options (e.g. `include_obfuscation`) are kept, but usage is always
     // requested so every stream can be billed. OpenAI rejects `stream_options` on a
     // non-streamed request, so they are dropped there.

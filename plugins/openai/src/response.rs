@@ -6,11 +6,12 @@
 //! only where nothing sensible can be made of the body.
 
 use serde_json::{Map, Value};
+use switchyard_sdk::adapter::support::{bad_upstream, read_json};
 use switchyard_sdk::adapter::{
     ChatResponse, Choice, ContentPart, FinishReason, Message, PluginError, Role, ToolCall, Usage,
 };
 
-use crate::error::{bad_upstream, embedded, from_status};
+use crate::error::{embedded, from_status};
 
 /// Top-level keys the canonical response models; everything else travels in `extra`.
 /// `object` is a constant the host writes itself.
@@ -20,8 +21,7 @@ pub(crate) fn parse(status: u16, body: &[u8]) -> Result<ChatResponse, PluginErro
     if !(200..300).contains(&status) {
         return Err(from_status(status, body));
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| bad_upstream("the upstream response is not valid JSON"))?;
+    let value = read_json(body, "the upstream response")?;
     // Some compatible servers answer 200 with an error body.
     if let Some(err) = embedded(&value) {
         return Err(err);

@@ -13,10 +13,9 @@
 //! A broken setting is an operator error, not the client's: it is reported as `internal`
 //! and names the key, never the value (header values may be secrets).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+use switchyard_sdk::adapter::support::{SettingsTable, json_headers, percent_encode};
 use switchyard_sdk::adapter::{CredentialPlacement, Deployment, Header, PluginError};
-
-use crate::error::internal;
 
 pub(crate) struct Settings {
     /// `max_completion_tokens` (OpenAI's current name) or `max_tokens`.
@@ -28,60 +27,23 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub fn parse(deployment: &Deployment) -> Result<Settings, PluginError> {
-        let bad = |key: &str, want: &str| {
-            internal(format!(
-                "deployment `{}`: adapter-config `{key}` must be {want}",
-                deployment.name
-            ))
-        };
-        let raw = deployment.settings.trim();
-        let map = if raw.is_empty() {
-            Map::new()
-        } else {
-            match serde_json::from_str::<Value>(raw) {
-                Ok(Value::Object(map)) => map,
-                _ => return Err(bad("adapter-config", "a table")),
+        let table = SettingsTable::parse(deployment, "adapter-config", "adapter-config")?;
+        let max_tokens_field = match table.get("max_tokens_field").map(Value::as_str) {
+            None => "max_completion_tokens",
+            Some(Some("max_completion_tokens")) => "max_completion_tokens",
+            Some(Some("max_tokens")) => "max_tokens",
+            Some(_) => {
+                return Err(table.bad(
+                    "max_tokens_field",
+                    "\"max_completion_tokens\" or \"max_tokens\"",
+                ));
             }
         };
-
-        let max_tokens_field = match map.get("max_tokens_field") {
-            None | Some(Value::Null) => "max_completion_tokens",
-            Some(v) => match v.as_str() {
-                Some("max_completion_tokens") => "max_completion_tokens",
-                Some("max_tokens") => "max_tokens",
-                _ => {
-                    return Err(bad(
-                        "max_tokens_field",
-                        "\"max_completion_tokens\" or \"max_tokens\"",
-                    ));
-                }
-            },
-        };
-
-        let auth = match map.get("auth") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(a)) if a == "none" || a == "bearer" => Some(a.as_str()),
-            Some(_) => return Err(bad("auth", "\"bearer\" or \"none\"")),
-        };
-        let auth_header = match map.get("auth_header") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(h)) if is_token(h) => Some(h.to_ascii_lowercase()),
-            Some(_) => return Err(bad("auth_header", "a header name")),
-        };
-        let credential = match (auth, auth_header) {
-            (Some("none"), _) => CredentialPlacement::None,
-            (Some(_), Some(_)) => {
-                return Err(bad("auth_header", "left out when auth = \"bearer\""));
-            }
-            (_, Some(h)) => CredentialPlacement::Header(h),
-            _ => CredentialPlacement::Bearer,
-        };
-
-        let headers = string_table(map.get("headers"))
-            .filter(|h| h.iter().all(|(k, _)| is_token(k)))
-            .ok_or_else(|| bad("headers", "a table of header names to strings"))?;
-        let query =
-            string_table(map.get("query")).ok_or_else(|| bad("query", "a table of strings"))?;
+        // Compatible servers mostly take a bearer token; Azure takes `api-key`.
+        let credential = table.credential(CredentialPlacement::Bearer, None)?;
+        // Header values are left to the host to check.
+        let headers = table.headers(|_| true)?;
+        let query = table.strings("query", "a table of strings")?;
         Ok(Settings {
             max_tokens_field,
             credential,
@@ -104,65 +66,6 @@ impl Settings {
 
     /// `content-type`, then the configured headers (which may replace it).
     pub fn headers(&self) -> Vec<Header> {
-        let mut out = Vec::with_capacity(1 + self.headers.len());
-        if !self
-            .headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        {
-            out.push(header("content-type", "application/json"));
-        }
-        out.extend(self.headers.iter().map(|(k, v)| header(k, v)));
-        out
-    }
-}
-
-fn header(name: &str, value: &str) -> Header {
-    Header {
-        name: name.to_ascii_lowercase(),
-        value: value.as_bytes().to_vec(),
-    }
-}
-
-/// A JSON object whose values are strings (numbers and booleans are written out, since
-/// TOML users write `api-version = 2024` as easily as a string). `None` for any other shape.
-fn string_table(value: Option<&Value>) -> Option<Vec<(String, String)>> {
-    let map = match value {
-        None | Some(Value::Null) => return Some(Vec::new()),
-        Some(Value::Object(map)) => map,
-        Some(_) => return None,
-    };
-    map.iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                _ => return None,
-            };
-            Some((k.clone(), v))
-        })
-        .collect()
-}
-
-/// An HTTP header name (RFC 9110 `token`), so a typo fails here rather than upstream.
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// RFC 3986 percent-encoding of everything but the unreserved characters.
-fn percent_encode(text: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 0xf)] as char);
-        }
+        json_headers(&[], &self.headers)
     }
 }

@@ -5,11 +5,12 @@
 //! that precedes it may be missing.
 
 use serde_json::{Map, Value};
+use switchyard_sdk::adapter::support::{bad_upstream, read_json, stream_cut};
 use switchyard_sdk::adapter::{
     ChatChunk, ChoiceDelta, PluginError, StreamDecoder, StreamEvent, ToolCallDelta,
 };
 
-use crate::error::{bad_upstream, embedded, from_status, upstream};
+use crate::error::{embedded, from_status};
 use crate::response::{
     arguments, content_parts, finish_reason, index, reasoning_field, role, string, unix_seconds,
     usage,
@@ -44,8 +45,7 @@ impl StreamDecoder for Decoder {
             self.done = true;
             return Ok(Vec::new());
         }
-        let value: Value = serde_json::from_slice(data)
-            .map_err(|_| bad_upstream("a stream event from the upstream is not valid JSON"))?;
+        let value = read_json(data, "a stream event from the upstream")?;
         if let Some(err) = embedded(&value) {
             return Err(err);
         }
@@ -55,13 +55,8 @@ impl StreamDecoder for Decoder {
     fn finish(&mut self) -> Result<Vec<ChatChunk>, PluginError> {
         if self.done {
             Ok(Vec::new())
-        } else if !(200..300).contains(&self.status) {
-            Err(upstream(format!(
-                "the upstream answered with HTTP status {}",
-                self.status
-            )))
         } else {
-            Err(bad_upstream("stream ended before [DONE]"))
+            Err(stream_cut(self.status, "[DONE]"))
         }
     }
 }
