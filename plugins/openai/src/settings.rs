@@ -1,8 +1,8 @@
-//! The deployment's `adapter-config` for this adapter: the token-limit field name, where
+//! The deployment's `settings` for this adapter: the token-limit field name, where
 //! the credential goes, and extra headers or query parameters (Azure's `api-version`).
 //!
 //! ```toml
-//! [deployments.azure-gpt4o.adapter-config]
+//! [deployments.azure-gpt4o.settings]
 //! auth_header = "api-key"
 //! query = { api-version = "2024-10-21" }
 //! headers = { x-ms-useragent = "switchyard" }
@@ -27,7 +27,7 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub fn parse(deployment: &Deployment) -> Result<Settings, PluginError> {
-        let table = SettingsTable::parse(deployment, "adapter-config", "adapter-config")?;
+        let table = SettingsTable::parse(deployment, "adapter setting", "settings")?;
         let max_tokens_field = match table.get("max_tokens_field").map(Value::as_str) {
             None => "max_completion_tokens",
             Some(Some("max_completion_tokens")) => "max_completion_tokens",
