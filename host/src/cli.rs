@@ -147,12 +147,46 @@ fn run_mock(listen: std::net::SocketAddr) -> anyhow::Result<()> {
 pub async fn serve(cfg: Config, config_path: &Path) -> anyhow::Result<()> {
     let started = Gateway::start(cfg, Some(config_path)).await?;
     tracing::info!(addr = %started.addr, "switchyard listening");
+    let mut server = started.server;
     tokio::select! {
-        r = started.server => r.context("server task failed")?.context("server failed"),
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("shutting down");
-            Ok(())
+        r = &mut server => return r.context("server task failed")?.context("server failed"),
+        _ = termination() => {}
+    }
+    // Readiness fails at once so load balancers stop sending; in-flight requests and
+    // streams get `server::SHUTDOWN_GRACE` to finish.
+    tracing::info!("shutting down: finishing in-flight requests");
+    started.state.ready.store(false, Ordering::Release);
+    let _ = started.shutdown.send(true);
+    server
+        .await
+        .context("server task failed")?
+        .context("server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM (how Kubernetes and systemd stop a service) or Ctrl-C.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the gateway");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
         }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -163,6 +197,8 @@ pub struct Gateway {
     pub registry: Arc<Registry>,
     pub loader: Arc<Loader>,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Send `true` to stop accepting and drain (see `server::serve`).
+    pub shutdown: tokio::sync::watch::Sender<bool>,
     pub watch: watcher::WatchHandle,
     pub config_watch: Option<crate::config::watch::ConfigWatch>,
 }
@@ -199,7 +235,8 @@ impl Gateway {
             }
         }
         let state = AppState::new(registry.clone(), live, client);
-        let server = tokio::spawn(server::serve(listener, state.clone()));
+        let (shutdown, stop) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(server::serve(listener, state.clone(), stop));
         std::fs::create_dir_all(&cfg.plugins_dir).with_context(|| {
             format!(
                 "cannot create the plugins folder {}",
@@ -244,6 +281,7 @@ impl Gateway {
             registry,
             loader,
             server,
+            shutdown,
             watch,
             config_watch,
         })

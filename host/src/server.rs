@@ -86,10 +86,25 @@ impl AppState {
 }
 
 /// Serves until the listener fails; each connection runs on its own task.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
+/// How long in-flight requests (streams included) may take to finish after shutdown
+/// begins; what is still running then is cut.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
+
+/// Serves until `shutdown` turns true, then stops accepting, lets connections finish
+/// their in-flight requests (keep-alive off) for up to `SHUTDOWN_GRACE`, and returns.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // Out of file descriptors and the like: keep accepting after a pause.
@@ -105,16 +120,27 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) -> std::io::Resu
         }
         let state = state.clone();
         let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(&state, req).await) }
             });
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
+    drop(listener);
+    state.ready.store(false, Ordering::Release);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still running at the end of the grace period were cut");
+    }
+    Ok(())
 }
 
 /// Binds `addr` (port 0 picks a free port) and returns the listener and its address.

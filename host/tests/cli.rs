@@ -155,3 +155,104 @@ fn check_verifies_referenced_plugins_exist_and_have_the_right_kind() {
         "{err}"
     );
 }
+
+/// A raw HTTP/1.1 exchange with `Connection: close`; returns the whole response text.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn sigterm_stops_accepting_but_lets_in_flight_streams_finish() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mock = rt
+        .block_on(switchyard_mock_upstream::MockUpstream::start(
+            "127.0.0.1:0".parse().expect("addr"),
+        ))
+        .expect("mock");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("mkdir");
+    let openai = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/openai.wasm");
+    std::fs::copy(&openai, plugins.join("openai.wasm")).expect("run scripts/build-plugins.sh");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = dir.path().join("sy.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"{addr}\"\n[plugins]\ndir = \"plugins\"\n\
+             [deployments.slow]\nadapter = \"openai\"\nbase_url = \"http://{}/v1\"\nmodel = \"mock-ttft-1500ms\"\n\
+             [models.demo]\ndeployments = [\"slow\"]\n",
+            mock.addr
+        ),
+    )
+    .expect("write");
+    let mut child = bin()
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !http(&addr, "GET", "/readyz", "").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gateway never became ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stream_addr = addr.clone();
+    let in_flight = std::thread::spawn(move || {
+        let body =
+            r#"{"model":"demo","stream":true,"messages":[{"role":"user","content":"still here"}]}"#;
+        http(&stream_addr, "POST", "/v1/chat/completions", body)
+    });
+    // Wait until the upstream saw the request, so it really is in flight.
+    while mock.requests().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request never reached the upstream"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let response = in_flight
+        .join()
+        .expect("thread")
+        .expect("in-flight request completes");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("echo:") && response.contains("\" still\""),
+        "{response}"
+    );
+    assert!(
+        response.contains("data: [DONE]"),
+        "the stream finished cleanly: {response}"
+    );
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "clean exit after draining: {status:?}");
+    assert!(
+        http(&addr, "GET", "/healthz", "").is_err(),
+        "no longer accepting"
+    );
+}
