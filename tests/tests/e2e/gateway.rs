@@ -505,3 +505,60 @@ async fn router_shadow_deployment_gets_a_copy_but_never_answers() -> anyhow::Res
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_tool_calls_stream_in_fragments_that_join_to_json() -> anyhow::Result<()> {
+    let m = mock().await?;
+    let gw = gateway(&format!(
+        "{}[models.demo]\ndeployments = [\"primary\"]\n",
+        deployment(
+            "primary",
+            &format!("http://{}/v1", m.addr),
+            "mock-tool-call",
+            ""
+        )
+    ))
+    .await?;
+    let mut req = chat("demo", "find cats");
+    req["tools"] = serde_json::json!([{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]);
+    req["stream"] = true.into();
+    req["stream_options"] = serde_json::json!({"include_usage": true});
+    let (status, _, body) = post_json(gw.gw.addr, "/v1/chat/completions", &req).await?;
+    assert_eq!(status, 200);
+    let sse = Sse::parse(&body)?;
+    assert!(sse.done);
+    let calls: Vec<&serde_json::Value> = sse
+        .events
+        .iter()
+        .flat_map(|c| {
+            c["choices"][0]["delta"]["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .collect();
+    assert!(calls.len() > 2, "arguments arrive in fragments: {calls:?}");
+    assert_eq!(calls[0]["function"]["name"], "lookup");
+    assert!(calls[0]["id"].as_str().is_some_and(|i| !i.is_empty()));
+    assert!(
+        calls[1..].iter().all(|c| c.get("id").is_none()),
+        "the id comes once"
+    );
+    let arguments: String = calls
+        .iter()
+        .filter_map(|c| c["function"]["arguments"].as_str())
+        .collect();
+    let parsed: serde_json::Value = serde_json::from_str(&arguments)?;
+    assert_eq!(parsed["query"], "find cats");
+    assert!(
+        sse.events
+            .iter()
+            .any(|c| c["choices"][0]["finish_reason"] == "tool_calls")
+    );
+    assert!(
+        sse.events
+            .last()
+            .is_some_and(|c| c["usage"]["completion_tokens"].as_u64().is_some())
+    );
+    Ok(())
+}
