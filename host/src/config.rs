@@ -190,6 +190,8 @@ pub struct Deployment {
     pub adapter: String,
     /// Without a trailing slash.
     pub base_url: String,
+    /// `base_url` parsed once, for the per-request origin check.
+    pub base_uri: hyper::Uri,
     pub model_id: String,
     /// `None` when no key is configured; `Some(Err(what))` when the variable or file is missing
     /// (the deployment is then unavailable, not fatal).
@@ -457,6 +459,7 @@ fn deployment(name: &str, d: RawDeployment) -> Result<Deployment, ConfigError> {
         name: name.to_owned(),
         adapter: d.adapter,
         base_url,
+        base_uri: uri,
         model_id: d.model,
         api_key: d
             .api_key

@@ -19,8 +19,8 @@ use std::time::SystemTime;
 
 use crate::sandbox::store::PluginEnv;
 use crate::sandbox::{
-    AdapterInstance, AdapterPre, Fault, FilterInstance, FilterPre, Limits, RouterInstance,
-    RouterPre, Sandbox,
+    AdapterInstance, AdapterPre, Fault, FilterInstance, FilterPre, RouterInstance, RouterPre,
+    Sandbox,
 };
 
 pub use inspect::{Inspection, PluginKind};
@@ -128,10 +128,6 @@ pub enum InstanceError {
 }
 
 impl LoadedPlugin {
-    pub fn limits(&self) -> &Limits {
-        &self.env.limits
-    }
-
     fn wrong(&self, wanted: PluginKind) -> InstanceError {
         InstanceError::WrongKind(WrongKind {
             name: self.name.clone(),

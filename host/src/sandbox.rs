@@ -57,16 +57,3 @@ pub enum Fault {
     #[error("plugin `{plugin}` is unusable after an earlier fault in this request")]
     Poisoned { plugin: String },
 }
-
-impl Fault {
-    /// A low-cardinality label for metrics and logs.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Fault::Deadline { .. } => "timeout",
-            Fault::MemoryLimit { .. } => "oom",
-            Fault::Trap { .. } => "trap",
-            Fault::Instantiate { .. } => "instantiate",
-            Fault::Poisoned { .. } => "poisoned",
-        }
-    }
-}

@@ -128,7 +128,6 @@ impl DeploymentStats {
         CallGuard {
             stats: self.clone(),
             started: Instant::now(),
-            done: false,
         }
     }
 
@@ -156,7 +155,6 @@ impl DeploymentStats {
 pub struct CallGuard {
     stats: Arc<DeploymentStats>,
     started: Instant,
-    done: bool,
 }
 
 impl CallGuard {
@@ -166,20 +164,17 @@ impl CallGuard {
         self.stats.ttft_ms.ewma(ms, self.stats.ttft_ms.get() == 0.0);
     }
 
-    pub fn succeeded(mut self) {
-        self.done = true;
+    pub fn succeeded(self) {
         self.stats.record(true, self.started.elapsed());
     }
 
-    pub fn failed(mut self) {
-        self.done = true;
+    pub fn failed(self) {
         self.stats.record(false, self.started.elapsed());
     }
 }
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        let _ = self.done;
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }

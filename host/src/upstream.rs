@@ -154,10 +154,7 @@ pub fn build(
         }
     }
     let uri: hyper::Uri = url.parse().map_err(|e| bad(format!("invalid URL: {e}")))?;
-    let base: hyper::Uri = deployment
-        .base_url
-        .parse()
-        .map_err(|e| bad(format!("invalid base URL: {e}")))?;
+    let base = &deployment.base_uri;
     if uri.scheme() != base.scheme() || uri.authority() != base.authority() {
         return Err(bad("the request would leave the deployment's origin".into()));
     }
@@ -240,6 +237,7 @@ mod tests {
             name: "d".into(),
             adapter: "openai".into(),
             base_url: "https://api.example.com/v1".into(),
+            base_uri: hyper::Uri::from_static("https://api.example.com/v1"),
             model_id: "m".into(),
             api_key: key.map(|k| Ok(Secret::for_tests(k))),
             tags: vec![],

@@ -79,10 +79,6 @@ impl Loader {
         changed
     }
 
-    pub fn sandbox(&self) -> &Arc<Sandbox> {
-        &self.sandbox
-    }
-
     /// How many components this loader compiled, and how many it took from the cache.
     pub fn counts(&self) -> (u64, u64) {
         (

@@ -52,12 +52,8 @@ fn changes_content(kind: &EventKind) -> bool {
     }
 }
 
-/// Loads every plugin in `dir` (used at start-up, before serving).
-pub async fn load_all(
-    dir: &Path,
-    loader: &Arc<Loader>,
-    registry: &Arc<Registry>,
-) -> std::io::Result<()> {
+/// The plugin files in `dir`, sorted by name.
+fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -66,7 +62,16 @@ pub async fn load_all(
         }
     }
     paths.sort();
-    for path in paths {
+    Ok(paths)
+}
+
+/// Loads every plugin in `dir` (used at start-up, before serving).
+pub async fn load_all(
+    dir: &Path,
+    loader: &Arc<Loader>,
+    registry: &Arc<Registry>,
+) -> std::io::Result<()> {
+    for path in plugin_files(dir)? {
         reload(&path, loader, registry).await;
     }
     Ok(())
@@ -144,14 +149,7 @@ pub async fn reload_all(
     loader: &Arc<Loader>,
     registry: &Arc<Registry>,
 ) -> std::io::Result<()> {
-    let mut paths = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if is_plugin_file(&path) {
-            paths.push(path);
-        }
-    }
-    for path in paths {
+    for path in plugin_files(dir)? {
         reload_file(&path, loader, registry, true).await;
     }
     Ok(())

@@ -41,7 +41,6 @@ impl Default for SandboxSettings {
 pub struct Sandbox {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<StoreData>,
-    settings: SandboxSettings,
 }
 
 impl Sandbox {
@@ -61,16 +60,7 @@ impl Sandbox {
         >(&mut linker, |s| s)?;
         start_epoch_ticker(&engine)
             .map_err(|e| wasmtime::format_err!("cannot start the epoch ticker thread: {e}"))?;
-        Ok(Arc::new(Sandbox {
-            engine,
-            linker,
-            settings,
-        }))
-    }
-
-    /// The settings this engine was built with.
-    pub fn settings(&self) -> &SandboxSettings {
-        &self.settings
+        Ok(Arc::new(Sandbox { engine, linker }))
     }
 
     /// A key that changes whenever compiled artifacts stop being loadable: the wasmtime

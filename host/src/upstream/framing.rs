@@ -5,7 +5,7 @@
 //! decode from its own byte buffer with hard size limits, and TCP reads split events
 //! anywhere (CRLF pairs included): the decoder keeps partial lines across pushes.
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 
 /// One framed event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -144,11 +144,6 @@ impl Decoder {
             self.pending = Event::default();
         }
         self.has_data = false;
-    }
-
-    /// Bytes buffered but not yet part of an event.
-    pub fn buffered(&self) -> usize {
-        self.buf.remaining() + self.pending.data.len()
     }
 }
 

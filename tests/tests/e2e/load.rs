@@ -1,7 +1,5 @@
 //! Loading plugins of each kind, and rejecting files that are not plugins.
 
-use std::sync::Arc;
-
 use switchyard::plugins::inspect::InspectError;
 use switchyard::plugins::loader::PluginPolicy;
 use switchyard::plugins::{LoadError, Loader, PluginKind, PluginName};
@@ -128,7 +126,6 @@ fn invalid_file_names_are_refused() {
     std::fs::copy(fixture("fx-echo"), &path).expect("copy");
     let e = loader().load_file(&path).expect_err("bad name");
     assert!(matches!(e, LoadError::BadName(_)), "{e}");
-    let _ = Arc::new(());
 }
 
 #[test]

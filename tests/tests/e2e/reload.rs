@@ -129,7 +129,7 @@ async fn hot_swap_under_a_concurrent_call_loop_has_zero_errors() -> anyhow::Resu
         }));
     }
     let (s1, s2) = (sha(&fixture("fx-echo")), sha(&fixture("fx-echo-v2")));
-    for round in 0..3 {
+    for _round in 0..3 {
         for (src, want) in [(fixture("fx-echo-v2"), &s2), (fixture("fx-echo"), &s1)] {
             gw.install("echo.wasm", &src)?;
             gw.wait_until(WAIT, |g| {
@@ -141,7 +141,6 @@ async fn hot_swap_under_a_concurrent_call_loop_has_zero_errors() -> anyhow::Resu
             while calls.load(Ordering::Relaxed) < seen + 50 {
                 tokio::task::yield_now().await;
             }
-            let _ = round;
         }
     }
     stop.store(true, Ordering::Relaxed);
