@@ -46,7 +46,7 @@ enum Command {
     },
     /// Serve the OpenAI, Anthropic and Gemini wire formats locally, for trying the
     /// gateway without provider keys. The model name picks the behaviour: `mock-echo`,
-    /// `mock-status-429`, `mock-slow-500ms`, `mock-ttft-200ms`, `mock-stream-cut-3`,
+    /// `mock-status-429`, `mock-slow-500ms`, `mock-ttft-200ms`, `mock-gap-100ms`, `mock-stream-cut-3`,
     /// `mock-malformed`, `mock-tool-call`, `mock-words-100` (combine with `+`).
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1:9090")]

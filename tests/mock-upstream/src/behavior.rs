@@ -19,6 +19,8 @@ pub(crate) struct Behavior {
     pub slow: Option<Duration>,
     /// When streaming, wait this long between the head and the first content event.
     pub ttft: Option<Duration>,
+    /// When streaming, wait this long between content events (long-lived streams).
+    pub gap: Option<Duration>,
     /// When streaming, break the body after this many content events.
     pub stream_cut: Option<usize>,
     /// Answer 200 with a body (or one stream event) that is not JSON.
@@ -48,6 +50,8 @@ impl Behavior {
             self.slow = duration(d);
         } else if let Some(d) = knob.strip_prefix("ttft-") {
             self.ttft = duration(d);
+        } else if let Some(d) = knob.strip_prefix("gap-") {
+            self.gap = duration(d);
         } else if let Some(n) = knob.strip_prefix("stream-cut-") {
             self.stream_cut = n.parse().ok();
         } else if let Some(n) = knob.strip_prefix("words-") {
@@ -85,6 +89,10 @@ mod tests {
         let b = Behavior::parse("mock-slow-200ms+stream-cut-3+mock-tool-call+ttft-1s");
         assert_eq!(b.slow, Some(Duration::from_millis(200)));
         assert_eq!(b.ttft, Some(Duration::from_secs(1)));
+        assert_eq!(
+            Behavior::parse("mock-gap-20ms").gap,
+            Some(Duration::from_millis(20))
+        );
         assert_eq!(b.stream_cut, Some(3));
         assert!(b.tool_call);
         assert!(!b.malformed);

@@ -3,7 +3,6 @@
 //! the time-to-first-token delay and the deliberate cut.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
@@ -101,7 +100,8 @@ impl Script {
 
     /// Writes the script into `tx`. Stops quietly when the body was dropped (the body
     /// itself counts the abort), and breaks the body with an error for a cut.
-    async fn play(self, ttft: Option<Duration>, cut: Option<usize>, tx: mpsc::Sender<Chunk>) {
+    async fn play(self, behavior: Behavior, tx: mpsc::Sender<Chunk>) {
+        let (ttft, gap, cut) = (behavior.ttft, behavior.gap, behavior.stream_cut);
         for e in &self.preamble {
             if send(&tx, self.encode(e)).await.is_err() {
                 return;
@@ -113,6 +113,9 @@ impl Script {
         for (i, e) in self.content.iter().enumerate() {
             if cut == Some(i) {
                 break;
+            }
+            if let (Some(d), true) = (gap, i > 0) {
+                tokio::time::sleep(d).await;
             }
             if send(&tx, self.encode(e)).await.is_err() {
                 return;
@@ -146,7 +149,7 @@ pub(crate) fn respond(
     stats: Arc<StreamStats>,
 ) -> Response<MockBody> {
     let (body, tx) = MockBody::channel(stats);
-    tokio::spawn(script.play(behavior.ttft, behavior.stream_cut, tx));
+    tokio::spawn(script.play(behavior.clone(), tx));
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
