@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "tests" / "bench"
 WORK = ROOT / "target" / "bench"
-SWITCHYARD = ROOT / "target" / "release" / "switchyard"
+SWITCHYARD = Path(os.environ.get("SWITCHYARD_BIN", ROOT / "target" / "release" / "switchyard"))
 STREAM_LOAD = ROOT / "target" / "release" / "examples" / "stream_load"
 OHA = Path.home() / ".cargo" / "bin" / "oha"
 

@@ -27,7 +27,9 @@ pub(crate) struct PluginEnv {
 }
 
 pub(crate) struct StoreData {
-    wasi: WasiCtx,
+    /// Built on the guest's first WASI call: most plugin calls make none, and building
+    /// a context (clocks, random sources, stdio) costs about a microsecond per instance.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     limits: StoreLimits,
     /// Set when a memory grow was refused, so the resulting trap is reported as "memory
@@ -44,15 +46,6 @@ impl StoreData {
     pub(crate) fn new(env: Arc<PluginEnv>) -> Self {
         let stdout = Captured::new(env.limits.output_bytes);
         let stderr = Captured::new(env.limits.output_bytes);
-        // Deny by default: the builder grants no preopens, no env, no args, and since
-        // wasmtime 48 no TCP/UDP; name lookup is refused too.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(1024);
         let limits = StoreLimitsBuilder::new()
@@ -65,7 +58,7 @@ impl StoreData {
             .trap_on_grow_failure(true)
             .build();
         StoreData {
-            wasi,
+            wasi: None,
             table,
             limits,
             memory_denied: false,
@@ -131,10 +124,25 @@ impl ResourceLimiter for StoreData {
     }
 }
 
+/// Deny by default: the builder grants no preopens, no env, no args, and since wasmtime
+/// 48 no TCP/UDP; name lookup is refused too. Only output is wired, to bounded buffers.
+fn deny_all_wasi(stdout: &Captured, stderr: &Captured) -> WasiCtx {
+    WasiCtxBuilder::new()
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
+}
+
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let (stdout, stderr) = (&self.stdout, &self.stderr);
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self
+                .wasi
+                .get_or_insert_with(|| deny_all_wasi(stdout, stderr)),
             table: &mut self.table,
         }
     }
