@@ -40,7 +40,7 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 CLIENT_KEY = "sk-bench-client"
 UPSTREAM_KEY = "sk-bench-upstream"
 
-SYSTEMS = ["direct", "switchyard-full", "switchyard-adapter", "litellm", "portkey"]
+SYSTEMS = ["direct", "nginx-proxy", "switchyard-full", "switchyard-adapter", "litellm", "portkey"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -262,6 +262,44 @@ http {{
     p = start("nginx", ["nginx", "-p", str(ngx), "-c", str(ngx / "nginx.conf")], LOAD_CORE)
     wait_ready(p, UPSTREAM_PORT, "/plain/v1/chat/completions", b"{}", {})
     return p
+
+
+def start_nginx_proxy():
+    """A plain nginx reverse proxy on the gateway core: no AI logic at all, so it shows
+    what the rig's topology alone (two more loopback hops, each crossing cores) adds."""
+    ngx = WORK / "nginx-proxy"
+    ngx.mkdir(parents=True, exist_ok=True)
+    conf = f"""
+worker_processes 1;
+daemon off;
+master_process off;
+error_log {ngx}/error.log warn;
+pid {ngx}/nginx.pid;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  client_body_temp_path {ngx}/body;
+  proxy_temp_path {ngx}/proxy;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  tcp_nodelay on;
+  upstream up {{ server 127.0.0.1:{UPSTREAM_PORT}; keepalive 256; keepalive_requests 10000000; }}
+  server {{
+    listen 127.0.0.1:{GATEWAY_PORT} backlog=4096;
+    location / {{
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }}
+  }}
+}}
+"""
+    (ngx / "nginx.conf").write_text(conf)
+    p = start("nginx-proxy", ["nginx", "-p", str(ngx), "-c", str(ngx / "nginx.conf")], GATEWAY_CORE)
+    t = Target(GATEWAY_PORT, "/plain/v1/chat/completions", stream_path="/stream/v1/chat/completions")
+    wait_ready(p, t.port, t.path, b"{}", {})
+    return p, t
 
 
 def start_mock():
@@ -660,13 +698,13 @@ def report(results, extra, meta, plan):
     if sy:
         w("### Ratios (Switchyard full chain ÷ other)")
         w("")
-        w("| against | throughput | CPU per request | streams/s |")
+        w("| against | throughput (full ÷ other) | CPU per request (other ÷ full) | streams/s (full ÷ other) |")
         w("|---|---|---|---|")
-        for other in ("litellm", "portkey", "switchyard-adapter"):
+        for other in ("litellm", "portkey"):
             o = by.get(other)
             if not o or not o["closed"]["rps"]:
                 continue
-            cpu = (f"{o['cpu_us_per_req'] / sy['cpu_us_per_req']:.1f}× less" if o.get("cpu_us_per_req") and sy.get("cpu_us_per_req") else "–")
+            cpu = (f"{o['cpu_us_per_req'] / sy['cpu_us_per_req']:.1f}×" if o.get("cpu_us_per_req") and sy.get("cpu_us_per_req") else "–")
             st = (f"{sy['stream']['streams_per_s'] / o['stream']['streams_per_s']:.1f}×" if o["stream"]["streams_per_s"] else "–")
             w(f"| {other} | {sy['closed']['rps'] / o['closed']['rps']:.1f}× | {cpu} | {st} |")
         w("")
@@ -728,6 +766,8 @@ def main():
             if name.startswith("switchyard-"):
                 kind = name.split("-", 1)[1]
                 proc, target = start_switchyard(kind)
+            elif name == "nginx-proxy":
+                proc, target = start_nginx_proxy()
             else:
                 proc, target = start_competitor(name)
             try:
