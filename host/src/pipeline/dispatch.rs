@@ -262,7 +262,7 @@ async fn attempt_complete(
         }
     };
     ctx.billed = true;
-    match p.adapter.parse_response(
+    let outcome = match p.adapter.parse_response(
         &p.wit,
         &UpstreamResponse {
             status,
@@ -288,7 +288,9 @@ async fn attempt_complete(
                 reason: fault.to_string(),
             }))
         }
-    }
+    };
+    ctx.retire(p.adapter);
+    outcome
 }
 
 /// Non-streaming: the first deployment that answers.
@@ -340,6 +342,7 @@ pub(super) fn mirror(ctx: &RequestCtx, d: Arc<Deployment>, req: &ChatRequest) {
         started: Instant::now(),
         upstream_time: Duration::ZERO,
         billed: false,
+        retired: Vec::new(),
     };
     let mut req = req.clone();
     req.stream = false;

@@ -66,7 +66,7 @@ pub(super) struct Ranked {
 
 /// The deployments to try, best first, and the shadow, if the router named one.
 pub(super) fn rank(
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
     req: &ChatRequest,
     c: &Constraints,
 ) -> Result<Ranked, GatewayError> {
@@ -102,7 +102,8 @@ pub(super) fn rank(
                 })
         })
         .collect();
-    let (order, shadow) = match &ctx.model.router {
+    let model = ctx.model.clone();
+    let (order, shadow) = match &model.router {
         None => ((0..eligible.len()).collect(), None),
         Some(name) => ask_router(ctx, name, req, &eligible, &views)
             .unwrap_or_else(|| ((0..eligible.len()).collect(), None)),
@@ -126,7 +127,7 @@ pub(super) fn rank(
 }
 
 fn ask_router(
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
     name: &str,
     req: &ChatRequest,
     eligible: &[Arc<Deployment>],
@@ -160,7 +161,7 @@ fn ask_router(
         caller: ctx.caller.clone(),
         request_seed: seed(&ctx.request_id),
     };
-    match inst.route(&rr, &candidates) {
+    let ranked = match inst.route(&rr, &candidates) {
         Err(fault) => {
             warn(fault.to_string());
             None
@@ -183,7 +184,9 @@ fn ask_router(
                 .filter(|i| *i < eligible.len());
             Some((order, shadow))
         }
-    }
+    };
+    ctx.retire(inst);
+    ranked
 }
 
 /// A stable per-request number (FNV-1a of the request id).

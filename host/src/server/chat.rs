@@ -121,8 +121,10 @@ async fn run(
         started,
         upstream_time: std::time::Duration::ZERO,
         billed: false,
+        retired: Vec::new(),
     };
     let reply = pipeline::run(&mut ctx, parsed.request).await?;
+    ctx.release_retired();
     Ok(match reply {
         Reply::Complete {
             mut response,
