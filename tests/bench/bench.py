@@ -229,49 +229,10 @@ def wait_ready(proc, port, path, body, headers, timeout=120):
 # The upstreams.
 
 
-def start_nginx():
-    root = BENCH / "upstream"
-    ngx = WORK / "nginx"
-    ngx.mkdir(parents=True, exist_ok=True)
-    # `error_page 405 =200 $uri` turns the POST that nginx's static module refuses into
-    # a GET of the same file, so a fixed body is served to POST with no module beyond
-    # nginx-light; `return 200 "..."` cannot hold a body over nginx's 4 KiB token limit.
-    conf = f"""
-worker_processes 1;
-daemon off;
-master_process off;
-error_log {ngx}/error.log warn;
-pid {ngx}/nginx.pid;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  client_body_temp_path {ngx}/body;
-  keepalive_requests 10000000;
-  keepalive_timeout 120s;
-  tcp_nodelay on;
-  etag off;
-  server {{
-    listen 127.0.0.1:{UPSTREAM_PORT} backlog=4096;
-    location = /plain/v1/chat/completions {{
-      default_type application/json; alias {root}/chat.json; error_page 405 =200 $uri;
-    }}
-    location = /stream/v1/chat/completions {{
-      default_type text/event-stream; alias {root}/chat.sse; error_page 405 =200 $uri;
-    }}
-    location / {{ return 404; }}
-  }}
-}}
-"""
-    (ngx / "nginx.conf").write_text(conf)
-    p = start("nginx", ["nginx", "-p", str(ngx), "-c", str(ngx / "nginx.conf")], LOAD_CORE)
-    wait_ready(p, UPSTREAM_PORT, "/plain/v1/chat/completions", b"{}", {})
-    return p
-
-
-def start_nginx_proxy():
-    """A plain nginx reverse proxy on the gateway core: no AI logic at all, so it shows
-    what the rig's topology alone (two more loopback hops, each crossing cores) adds."""
-    ngx = WORK / "nginx-proxy"
+def nginx(name, core, listen_port, http_extra, locations):
+    """An nginx in the foreground, one process (`master_process off`), logging nothing
+    per request, keep-alive without limit, `TCP_NODELAY` on."""
+    ngx = WORK / name
     ngx.mkdir(parents=True, exist_ok=True)
     conf = f"""
 worker_processes 1;
@@ -287,20 +248,45 @@ http {{
   keepalive_requests 10000000;
   keepalive_timeout 120s;
   tcp_nodelay on;
-  upstream up {{ server 127.0.0.1:{UPSTREAM_PORT}; keepalive 256; keepalive_requests 10000000; }}
+  {http_extra}
   server {{
-    listen 127.0.0.1:{GATEWAY_PORT} backlog=4096;
-    location / {{
-      proxy_pass http://up;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }}
+    listen 127.0.0.1:{listen_port} backlog=4096;
+    {locations}
   }}
 }}
 """
     (ngx / "nginx.conf").write_text(conf)
-    p = start("nginx-proxy", ["nginx", "-p", str(ngx), "-c", str(ngx / "nginx.conf")], GATEWAY_CORE)
+    return start(name, ["nginx", "-p", str(ngx), "-c", str(ngx / "nginx.conf")], core)
+
+
+def start_nginx():
+    root = BENCH / "upstream"
+    # `error_page 405 =200 $uri` turns the POST that nginx's static module refuses into
+    # a GET of the same file, so a fixed body is served to POST with no module beyond
+    # nginx-light; `return 200 "..."` cannot hold a body over nginx's 4 KiB token limit.
+    p = nginx("nginx", LOAD_CORE, UPSTREAM_PORT, "etag off;", f"""
+    location = /plain/v1/chat/completions {{
+      default_type application/json; alias {root}/chat.json; error_page 405 =200 $uri;
+    }}
+    location = /stream/v1/chat/completions {{
+      default_type text/event-stream; alias {root}/chat.sse; error_page 405 =200 $uri;
+    }}
+    location / {{ return 404; }}""")
+    wait_ready(p, UPSTREAM_PORT, "/plain/v1/chat/completions", b"{}", {})
+    return p
+
+
+def start_nginx_proxy():
+    """A plain nginx reverse proxy on the gateway core: no AI logic at all, so it shows
+    what the rig's topology alone (two more loopback hops, each crossing cores) adds."""
+    upstream = f"upstream up {{ server 127.0.0.1:{UPSTREAM_PORT}; keepalive 256; keepalive_requests 10000000; }}"
+    p = nginx("nginx-proxy", GATEWAY_CORE, GATEWAY_PORT, upstream, """
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }""")
     t = Target(GATEWAY_PORT, "/plain/v1/chat/completions", stream_path="/stream/v1/chat/completions")
     wait_ready(p, t.port, t.path, b"{}", {})
     return p, t
@@ -380,13 +366,14 @@ def switchyard_config(kind, upstream):
             extra,
         ])
 
-    # Two deployments per model so the router has a real choice to make.
+    # Two deployments per model so the router has a real choice to make. The `hold`
+    # ones serve long-lived streams for the open-streams memory figure (always the
+    # mock: nginx cannot hold a stream open).
     for suffix in ("a", "b"):
         deployment(f"plain-{suffix}", plain, model)
         deployment(f"stream-{suffix}", stream, model)
-    # Long-lived streams for the open-streams memory figure (always the mock: nginx
-    # cannot hold a stream open).
-    deployment("hold", f"http://127.0.0.1:{MOCK_PORT}/v1", "mock-words-40+gap-500ms", 'idle_timeout = "30s"\ntotal_timeout = "120s"')
+        deployment(f"hold-{suffix}", f"http://127.0.0.1:{MOCK_PORT}/v1", "mock-words-40+gap-500ms",
+                   'idle_timeout = "30s"\ntotal_timeout = "120s"')
 
     def model_section(name, deps):
         lines.append(f"[models.{name}]")
@@ -399,7 +386,7 @@ def switchyard_config(kind, upstream):
 
     model_section("bench", ["plain-a", "plain-b"])
     model_section("bench-stream", ["stream-a", "stream-b"])
-    model_section("hold", ["hold", "hold"])
+    model_section("hold", ["hold-a", "hold-b"])
     path = WORK / f"switchyard-{kind}-{upstream}.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -820,7 +807,7 @@ def custom_section(name, payload=b""):
     return b"\x00" + leb(len(body)) + body
 
 
-def reload_under_load(target, plan, log):
+def reload_under_load(target, plan):
     """Replaces `pii-redact.wasm` (a new version each time) every second while the
     gateway serves 1,000 req/s; every request must still succeed."""
     plugin = PLUGINS / "pii-redact.wasm"
@@ -878,7 +865,7 @@ def switchyard_extras(name, proc, target, plan, results, log):
                      f"upstream `switchyard mock-upstream`, 40 events 500 ms apart).")
         settle(proc.pid)
         log(f"[{name}] plugin reload under load (1,000 req/s, pii-redact replaced every second)")
-        run, swaps, landed = reload_under_load(target, plan, log)
+        run, swaps, landed = reload_under_load(target, plan)
         lines.append(f"{name}: plugin reload under load: `pii-redact.wasm` replaced by a new version "
                      f"{swaps} times (once a second) during {plan.open} s at 1,000 req/s: {run['ok']:,} requests "
                      f"succeeded, **{run['failed']} failed**; p50 / p99 {fmt_us(run['p50_us'])} / {fmt_us(run['p99_us'])} "

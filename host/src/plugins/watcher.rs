@@ -71,10 +71,7 @@ pub async fn load_all(
     loader: &Arc<Loader>,
     registry: &Arc<Registry>,
 ) -> std::io::Result<()> {
-    for path in plugin_files(dir)? {
-        reload(&path, loader, registry).await;
-    }
-    Ok(())
+    for_each_file(dir, loader, registry, false).await
 }
 
 /// Starts watching `dir`. Changes are applied after `debounce` of quiet per file.
@@ -149,8 +146,17 @@ pub async fn reload_all(
     loader: &Arc<Loader>,
     registry: &Arc<Registry>,
 ) -> std::io::Result<()> {
+    for_each_file(dir, loader, registry, true).await
+}
+
+async fn for_each_file(
+    dir: &Path,
+    loader: &Arc<Loader>,
+    registry: &Arc<Registry>,
+    force: bool,
+) -> std::io::Result<()> {
     for path in plugin_files(dir)? {
-        reload_file(&path, loader, registry, true).await;
+        reload_file(&path, loader, registry, force).await;
     }
     Ok(())
 }

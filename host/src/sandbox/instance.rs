@@ -53,6 +53,18 @@ impl<const N: usize> Linked<N> {
     }
 }
 
+/// Positions in `Guest::funcs` of the functions the host calls; each list below names
+/// the exports in this order.
+const BUILD_REQUEST: usize = 0;
+const PARSE_RESPONSE: usize = 1;
+const ROUTE: usize = 0;
+const ON_REQUEST: usize = 0;
+const ON_RESPONSE: usize = 1;
+/// Both stream resources (decoder, stream filter) sit at the same positions.
+const STREAM_NEW: usize = 2;
+const STREAM_NEXT: usize = 3;
+const STREAM_FINISH: usize = 4;
+
 /// The adapter world: `build-request`, `parse-response` and the stream decoder.
 pub(crate) struct AdapterPre(Linked<5>);
 /// The router world: `route`.
@@ -161,22 +173,45 @@ impl<const N: usize> Guest<N> {
         }
         let ticks = deadline_ticks(&self.store.data().env);
         self.store.set_epoch_deadline(ticks);
-        let result = match self.instance.get_func(&mut self.store, self.funcs[which]) {
-            Some(func) => {
-                // SAFETY: `Linked::new` type-checked every export of this world against
-                // the generated Rust types through the generated `*Pre::new`, for this
-                // same component; each `*Instance` method below names the function's
-                // index together with exactly those generated parameter and result types.
-                #[allow(unsafe_code)]
-                let typed = unsafe { TypedFunc::<P, R>::new_unchecked(func) };
-                typed.call(&mut self.store, params)
-            }
-            None => Err(wasmtime::format_err!("export {which} vanished")),
-        };
+        let result = self
+            .typed::<P, R>(which)
+            .and_then(|typed| typed.call(&mut self.store, params));
         result.map_err(|e| {
             self.poisoned = true;
             classify(&self.store, e)
         })
+    }
+}
+
+impl<const N: usize> Guest<N> {
+    /// The `which`-th function. Debug builds (every test) type-check it on each call, so
+    /// a position paired with the wrong Rust types fails loudly there.
+    #[cfg(debug_assertions)]
+    fn typed<P, R>(&mut self, which: usize) -> wasmtime::Result<TypedFunc<P, R>>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        self.instance
+            .get_typed_func::<P, R>(&mut self.store, self.funcs[which])
+    }
+
+    #[cfg(not(debug_assertions))]
+    fn typed<P, R>(&mut self, which: usize) -> wasmtime::Result<TypedFunc<P, R>>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        let func = self
+            .instance
+            .get_func(&mut self.store, self.funcs[which])
+            .ok_or_else(|| wasmtime::format_err!("export {which} vanished"))?;
+        // SAFETY: `Linked::new` type-checked every export of this world against the
+        // generated Rust types (through the generated `*Pre::new`) for this same
+        // component, and each `*Instance` method pairs a position with exactly those
+        // types; debug builds re-check that pairing on every call.
+        #[allow(unsafe_code)]
+        Ok(unsafe { TypedFunc::<P, R>::new_unchecked(func) })
     }
 }
 
@@ -237,7 +272,7 @@ impl AdapterInstance {
     ) -> Result<Result<adapter_api::UpstreamRequest, types::PluginError>, Fault> {
         self.0
             .call::<_, (Result<adapter_api::UpstreamRequest, types::PluginError>,)>(
-                0,
+                BUILD_REQUEST,
                 (deployment, request),
             )
             .map(|(r,)| r)
@@ -250,7 +285,7 @@ impl AdapterInstance {
     ) -> Result<Result<types::ChatResponse, types::PluginError>, Fault> {
         self.0
             .call::<_, (Result<types::ChatResponse, types::PluginError>,)>(
-                1,
+                PARSE_RESPONSE,
                 (deployment, response),
             )
             .map(|(r,)| r)
@@ -264,7 +299,7 @@ impl AdapterInstance {
         headers: &[types::Header],
     ) -> Result<StreamHandle, Fault> {
         self.0
-            .call::<_, (ResourceAny,)>(2, (deployment, status, headers))
+            .call::<_, (ResourceAny,)>(STREAM_NEW, (deployment, status, headers))
             .map(|(r,)| StreamHandle(r))
     }
 
@@ -274,7 +309,10 @@ impl AdapterInstance {
         event: &adapter_api::StreamEvent,
     ) -> Result<Result<Vec<types::ChatChunk>, types::PluginError>, Fault> {
         self.0
-            .call::<_, (Result<Vec<types::ChatChunk>, types::PluginError>,)>(3, (stream.0, event))
+            .call::<_, (Result<Vec<types::ChatChunk>, types::PluginError>,)>(
+                STREAM_NEXT,
+                (stream.0, event),
+            )
             .map(|(r,)| r)
     }
 
@@ -283,7 +321,10 @@ impl AdapterInstance {
         stream: &StreamHandle,
     ) -> Result<Result<Vec<types::ChatChunk>, types::PluginError>, Fault> {
         self.0
-            .call::<_, (Result<Vec<types::ChatChunk>, types::PluginError>,)>(4, (stream.0,))
+            .call::<_, (Result<Vec<types::ChatChunk>, types::PluginError>,)>(
+                STREAM_FINISH,
+                (stream.0,),
+            )
             .map(|(r,)| r)
     }
 }
@@ -312,7 +353,7 @@ impl RouterInstance {
     ) -> Result<Result<router_api::RouteDecision, types::PluginError>, Fault> {
         self.0
             .call::<_, (Result<router_api::RouteDecision, types::PluginError>,)>(
-                0,
+                ROUTE,
                 (request, candidates),
             )
             .map(|(r,)| r)
@@ -338,7 +379,10 @@ impl FilterInstance {
         request: &types::ChatRequest,
     ) -> Result<Result<filter_api::RequestOutcome, types::PluginError>, Fault> {
         self.0
-            .call::<_, (Result<filter_api::RequestOutcome, types::PluginError>,)>(0, (ctx, request))
+            .call::<_, (Result<filter_api::RequestOutcome, types::PluginError>,)>(
+                ON_REQUEST,
+                (ctx, request),
+            )
             .map(|(r,)| r)
     }
 
@@ -349,7 +393,7 @@ impl FilterInstance {
     ) -> Result<Result<filter_api::ResponseVerdict, types::PluginError>, Fault> {
         self.0
             .call::<_, (Result<filter_api::ResponseVerdict, types::PluginError>,)>(
-                1,
+                ON_RESPONSE,
                 (ctx, response),
             )
             .map(|(r,)| r)
@@ -357,7 +401,7 @@ impl FilterInstance {
 
     pub fn open_stream(&mut self, ctx: &filter_api::RequestContext) -> Result<StreamHandle, Fault> {
         self.0
-            .call::<_, (ResourceAny,)>(2, (ctx,))
+            .call::<_, (ResourceAny,)>(STREAM_NEW, (ctx,))
             .map(|(r,)| StreamHandle(r))
     }
 
@@ -368,7 +412,7 @@ impl FilterInstance {
     ) -> Result<Result<filter_api::ChunkVerdict, types::PluginError>, Fault> {
         self.0
             .call::<_, (Result<filter_api::ChunkVerdict, types::PluginError>,)>(
-                3,
+                STREAM_NEXT,
                 (stream.0, chunk),
             )
             .map(|(r,)| r)
@@ -379,7 +423,10 @@ impl FilterInstance {
         stream: &StreamHandle,
     ) -> Result<Result<filter_api::ChunkVerdict, types::PluginError>, Fault> {
         self.0
-            .call::<_, (Result<filter_api::ChunkVerdict, types::PluginError>,)>(4, (stream.0,))
+            .call::<_, (Result<filter_api::ChunkVerdict, types::PluginError>,)>(
+                STREAM_FINISH,
+                (stream.0,),
+            )
             .map(|(r,)| r)
     }
 }

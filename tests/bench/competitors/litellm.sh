@@ -28,6 +28,8 @@ BENCH_DIR="${BENCH_DIR:-$REPO_ROOT/target/bench}"
 VENV="$BENCH_DIR/litellm-venv"
 
 log() { echo "litellm.sh: $*" >&2; }
+# shellcheck source=common.sh
+source "$SCRIPT_DIR/common.sh"
 
 is_installed() {
     [[ -x "$VENV/bin/python" && -x "$VENV/bin/litellm" ]] || return 1
@@ -61,16 +63,9 @@ cmd_install() {
 }
 
 chat_ok() { # PORT STREAM(true|false)
-    local body model=bench
+    local model=bench
     [[ "$2" == true ]] && model=bench-stream
-    body=$(curl -sS --max-time 10 "http://127.0.0.1:$1/v1/chat/completions" \
-        -H 'content-type: application/json' -H "Authorization: Bearer $MASTER_KEY" \
-        -d "{\"model\":\"$model\",\"stream\":$2,\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}]}" 2>/dev/null) || return 1
-    if [[ "$2" == true ]]; then
-        [[ "$body" == *"data: [DONE]"* ]]
-    else
-        [[ "$body" == *'"choices"'* ]]
-    fi
+    chat_reply_ok "$1" "$model" "$2" -H "Authorization: Bearer $MASTER_KEY"
 }
 
 cmd_start() {
@@ -134,27 +129,8 @@ EOF
         >"$logfile" 2>&1 </dev/null &
     local pid=$!
 
-    local timeout="${LITELLM_READY_TIMEOUT:-120}" waited=0
-    until chat_ok "$port" false; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log "proxy exited during startup; last log lines ($logfile):"
-            tail -n 30 "$logfile" >&2 || true
-            exit 1
-        fi
-        if (( waited >= timeout * 4 )); then
-            log "proxy not answering after ${timeout}s; killing $pid. Last log lines ($logfile):"
-            tail -n 30 "$logfile" >&2 || true
-            kill "$pid" 2>/dev/null || true
-            exit 1
-        fi
-        sleep 0.25
-        waited=$((waited + 1))
-    done
-    if ! chat_ok "$port" true; then
-        log "non-stream works but stream request failed; killing $pid. Log: $logfile"
-        kill "$pid" 2>/dev/null || true
-        exit 1
-    fi
+    await_ready "$pid" "$logfile" "${LITELLM_READY_TIMEOUT:-120}" \
+        'chat_ok "$port" false' 'chat_ok "$port" true'
     [[ -n "$pidfile" ]] && echo "$pid" >"$pidfile"
     log "ready on 127.0.0.1:$port (pid $pid, upstream $upstream, log $logfile)"
     echo "$pid"

@@ -35,6 +35,8 @@ PREFIX="$BENCH_DIR/portkey"
 ENTRY="$PREFIX/node_modules/@portkey-ai/gateway/build/start-server.js"
 
 log() { echo "portkey.sh: $*" >&2; }
+# shellcheck source=common.sh
+source "$SCRIPT_DIR/common.sh"
 
 is_installed() {
     [[ -f "$ENTRY" ]] || return 1
@@ -82,18 +84,8 @@ cmd_headers() {
 }
 
 chat_ok() { # PORT UPSTREAM STREAM(true|false)
-    local body
-    body=$(curl -sS --max-time 10 "http://127.0.0.1:$1/v1/chat/completions" \
-        -H 'content-type: application/json' \
-        -H 'x-portkey-provider: openai' \
-        -H "x-portkey-custom-host: $2" \
-        -H 'Authorization: Bearer dummy' \
-        -d "{\"model\":\"bench-model\",\"stream\":$3,\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}]}" 2>/dev/null) || return 1
-    if [[ "$3" == true ]]; then
-        [[ "$body" == *"data: [DONE]"* ]]
-    else
-        [[ "$body" == *'"choices"'* ]]
-    fi
+    chat_reply_ok "$1" bench-model "$3" -H 'x-portkey-provider: openai' \
+        -H "x-portkey-custom-host: $2" -H 'Authorization: Bearer dummy'
 }
 
 cmd_start() {
@@ -128,28 +120,8 @@ cmd_start() {
         >"$logfile" 2>&1 </dev/null &
     local pid=$!
 
-    local timeout="${PORTKEY_READY_TIMEOUT:-60}" waited=0
-    until chat_ok "$port" "$upstream" false; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log "gateway exited during startup; last log lines ($logfile):"
-            tail -n 30 "$logfile" >&2 || true
-            exit 1
-        fi
-        if (( waited >= timeout * 4 )); then
-            log "gateway not answering after ${timeout}s; killing $pid. Last log lines ($logfile):"
-            tail -n 30 "$logfile" >&2 || true
-            kill "$pid" 2>/dev/null || true
-            exit 1
-        fi
-        sleep 0.25
-        waited=$((waited + 1))
-    done
-    if ! chat_ok "$port" "$stream_upstream" true; then
-        log "non-stream works but stream request failed; killing $pid. Last log lines ($logfile):"
-        tail -n 30 "$logfile" >&2 || true
-        kill "$pid" 2>/dev/null || true
-        exit 1
-    fi
+    await_ready "$pid" "$logfile" "${PORTKEY_READY_TIMEOUT:-60}" \
+        'chat_ok "$port" "$upstream" false' 'chat_ok "$port" "$stream_upstream" true'
     [[ -n "$pidfile" ]] && echo "$pid" >"$pidfile"
     log "ready on :$port (pid $pid, upstream $upstream via x-portkey-custom-host, log $logfile)"
     echo "$pid"
