@@ -210,7 +210,11 @@ impl Gateway {
         let sandbox = Sandbox::new(cfg.sandbox.clone())
             .map_err(|e| anyhow::anyhow!("{e:#}"))
             .context("cannot build the sandbox")?;
-        let cache = cfg.cache_dir.clone().map(ArtifactCache::new);
+        let cache = cfg
+            .cache_dir
+            .as_ref()
+            .map(|d| ArtifactCache::open(d, &cfg.plugins_dir))
+            .transpose()?;
         let loader = Arc::new(Loader::new(sandbox, cache, cfg.policy.clone()));
         let registry = Arc::new(Registry::new());
         let (listener, addr) = server::bind(cfg.listen)
@@ -259,7 +263,7 @@ impl Gateway {
                     cfg.plugins_dir.display()
                 )
             })?;
-        state.ready.store(true, Ordering::Release);
+        state.set_started();
         let n = registry.snapshot().len();
         tracing::info!(plugins = n, dir = %cfg.plugins_dir.display(), "plugins loaded");
         let config_watch = match config_path {

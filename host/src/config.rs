@@ -97,6 +97,8 @@ struct RawModel {
 struct RawAuth {
     #[serde(default)]
     keys: Vec<String>,
+    #[serde(default)]
+    admin_keys: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,20 +140,28 @@ pub struct Config {
     pub models: BTreeMap<String, Arc<Model>>,
     /// Client API keys; empty means no authentication (loopback only).
     pub client_keys: Vec<Secret>,
+    /// Keys that may use `/admin/*` (`[auth] admin_keys`).
+    pub admin_keys: Vec<Secret>,
 }
 
 /// A secret read from the environment. `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(std::sync::Arc<str>);
 
 impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
 
+    /// The secret as a shared string, for scrubbing it from upstream answers without a
+    /// copy per request.
+    pub fn shared(&self) -> std::sync::Arc<str> {
+        self.0.clone()
+    }
+
     #[doc(hidden)]
     pub fn for_tests(s: &str) -> Secret {
-        Secret(s.to_owned())
+        Secret(s.into())
     }
 }
 
@@ -348,19 +358,24 @@ impl Config {
         for (name, m) in raw.models {
             models.insert(name.clone(), Arc::new(model(&name, m, &deployments)?));
         }
-        let client_keys = raw
-            .auth
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| match secret(&format!("auth.keys[{i}]"), k)? {
-                Ok(s) => Ok(s),
-                Err(what) => Err(invalid(
-                    format!("auth.keys[{i}]"),
-                    format!("{what} is not set or empty"),
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = |field: &str, list: &[String]| {
+            list.iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    let key = format!("auth.{field}[{i}]");
+                    secret(&key, k)?
+                        .map_err(|what| invalid(key, format!("{what} is not set or empty")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let client_keys = keys("keys", &raw.auth.keys)?;
+        let admin_keys = keys("admin_keys", &raw.auth.admin_keys)?;
+        if admin_keys.iter().any(|k| client_keys.contains(k)) {
+            return Err(invalid(
+                "auth.admin_keys",
+                "an admin key must not also be a client key",
+            ));
+        }
         Ok(Config {
             listen,
             plugins_dir,
@@ -374,6 +389,7 @@ impl Config {
             deployments,
             models,
             client_keys,
+            admin_keys,
         })
     }
 }
@@ -387,7 +403,7 @@ fn secret(key: &str, v: &str) -> Result<Result<Secret, String>, ConfigError> {
             return Err(invalid(key, "empty file path"));
         }
         return Ok(match std::fs::read_to_string(path) {
-            Ok(s) if !s.trim().is_empty() => Ok(Secret(s.trim().to_owned())),
+            Ok(s) if !s.trim().is_empty() => Ok(Secret(s.trim().into())),
             _ => Err(format!("file {path}")),
         });
     }
@@ -398,7 +414,7 @@ fn secret(key: &str, v: &str) -> Result<Result<Secret, String>, ConfigError> {
         return Err(invalid(key, "empty environment variable name"));
     }
     Ok(match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Ok(Secret(v)),
+        Ok(v) if !v.is_empty() => Ok(Secret(v.into())),
         _ => Err(format!("environment variable {var}")),
     })
 }
@@ -720,7 +736,7 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        assert_eq!(format!("{:?}", Secret("sk-123".into())), "***");
+        assert_eq!(format!("{:?}", Secret::for_tests("sk-123")), "***");
     }
 
     #[test]

@@ -1,12 +1,22 @@
-//! The one place errors become HTTP responses: status + the OpenAI error body
-//! `{"error":{"message","type","param","code"}}` + headers (`retry-after`,
-//! `x-should-retry`). 5xx bodies never carry internals or secrets.
+//! Error classification, independent of any wire format: the HTTP status, a stable
+//! `type` and `code`, the client-safe message, and retry hints. Each ingress renders
+//! these in its own shape (`server::openai::error_body` for OpenAI's
+//! `{"error":{"message","type","param","code"}}`).
+//!
+//! Invariant: `public_message` never carries internals: no deployment names, network
+//! error chains, plugin trap text or keys. `Display` is the detailed form, for logs.
 
 use std::time::Duration;
 
 use hyper::StatusCode;
 
-use crate::server::openai::BadRequest;
+/// A request the client got wrong: becomes a 400 naming the parameter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BadRequest {
+    pub param: Option<String>,
+    pub message: String,
+}
 
 /// Why one deployment could not serve a request (the next one was tried).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -48,6 +58,8 @@ pub enum GatewayError {
     TooLarge(usize),
     #[error("Incorrect API key provided. Pass a valid key as `Authorization: Bearer <key>`.")]
     Unauthorized,
+    #[error("This key may not use the admin API; present an admin key ([auth] admin_keys).")]
+    NotAdmin,
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     ModelNotFound(String),
     #[error("{message}")]
@@ -110,6 +122,7 @@ impl GatewayError {
             BadRequest(_) | AdapterRejected { .. } => StatusCode::BAD_REQUEST,
             TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Unauthorized => StatusCode::UNAUTHORIZED,
+            NotAdmin => StatusCode::FORBIDDEN,
             Denied { status, .. } => StatusCode::from_u16(*status)
                 .ok()
                 .filter(StatusCode::is_client_error)
@@ -143,6 +156,7 @@ impl GatewayError {
             | Denied { .. }
             | AdapterRejected { .. } => "invalid_request_error",
             Unauthorized => "authentication_error",
+            NotAdmin => "permission_error",
             UpstreamRejected {
                 status: 400 | 413 | 422,
                 ..
@@ -167,6 +181,7 @@ impl GatewayError {
             BadRequest(_) => "invalid_request".into(),
             TooLarge(_) => "request_too_large".into(),
             Unauthorized => "invalid_api_key".into(),
+            NotAdmin => "admin_key_required".into(),
             ModelNotFound(_) => "model_not_found".into(),
             Denied { code, .. } => code.clone(),
             FilterUnavailable { .. } => "filter_unavailable".into(),
@@ -180,14 +195,6 @@ impl GatewayError {
                 _ => "upstream_error".into(),
             },
             Internal(_) => "internal_error".into(),
-        }
-    }
-
-    fn param(&self) -> Option<&str> {
-        match self {
-            GatewayError::BadRequest(b) => b.param.as_deref(),
-            GatewayError::ModelNotFound(_) => Some("model"),
-            _ => None,
         }
     }
 
@@ -220,44 +227,67 @@ impl GatewayError {
         )
     }
 
-    /// The JSON body. Internal details stay in the log.
-    pub fn body(&self) -> serde_json::Value {
-        let message = match self {
-            GatewayError::Internal(_) => {
-                "The gateway hit an internal error. It was logged.".to_owned()
+    /// `param`: the request field at fault, when one is.
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            GatewayError::BadRequest(b) => b.param.as_deref(),
+            GatewayError::ModelNotFound(_) => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// What a client may be told. Server-side failures get a stable, generic text (the
+    /// details go to the log under the request id); client errors say what to fix.
+    pub fn public_message(&self) -> String {
+        use GatewayError::*;
+        match self {
+            AllFailed { failures, .. } if all_unsupported(failures) => {
+                // The adapters' reasons describe the request, not the deployment.
+                let reasons: Vec<&str> = failures
+                    .iter()
+                    .filter_map(|f| match f {
+                        UpstreamFailure::Unsupported { reason, .. } => Some(reason.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                format!(
+                    "No deployment of this model supports this request: {}",
+                    reasons.first().copied().unwrap_or("unsupported")
+                )
             }
+            AllFailed { .. } => match self.status() {
+                StatusCode::TOO_MANY_REQUESTS => {
+                    "The model's providers are rate limiting requests; retry later.".into()
+                }
+                StatusCode::GATEWAY_TIMEOUT => {
+                    "The model's provider did not answer in time.".into()
+                }
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    "No deployment of this model is available right now.".into()
+                }
+                _ => "The model's provider failed to answer.".into(),
+            },
+            UpstreamRejected {
+                status: 400 | 413 | 422,
+                message,
+                ..
+            } => {
+                format!("The provider rejected the request: {message}")
+            }
+            UpstreamRejected { .. } => "The model's provider refused the gateway's request.".into(),
+            FilterUnavailable { .. } => {
+                "A compliance filter could not check this request, so it was not sent.".into()
+            }
+            NotReady(_) => "The gateway is starting or stopping; retry shortly.".into(),
+            Internal(_) => "The gateway hit an internal error.".into(),
             other => other.to_string(),
-        };
-        serde_json::json!({
-            "error": {
-                "message": message,
-                "type": self.kind(),
-                "param": self.param(),
-                "code": self.code(),
-            }
-        })
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn body_has_the_openai_shape() {
-        let e = GatewayError::UnknownRoute {
-            method: "GET".into(),
-            path: "/v2/x".into(),
-        };
-        assert_eq!(e.status(), StatusCode::NOT_FOUND);
-        let b = e.body();
-        let err = b["error"].as_object().unwrap();
-        let mut keys: Vec<_> = err.keys().map(String::as_str).collect();
-        keys.sort();
-        assert_eq!(keys, ["code", "message", "param", "type"]);
-        assert!(err["param"].is_null());
-        assert_eq!(err["type"], "invalid_request_error");
-    }
 
     #[test]
     fn exhausted_fallbacks_take_the_last_failures_status() {
@@ -289,8 +319,49 @@ mod tests {
     }
 
     #[test]
-    fn internal_details_never_reach_the_body() {
-        let e = GatewayError::Internal("secret path /etc/x".into());
-        assert!(!e.body().to_string().contains("/etc/x"));
+    fn server_side_messages_name_no_deployment_or_network_detail() {
+        let failures = vec![
+            UpstreamFailure::Status {
+                deployment: "mock-secret-deployment".into(),
+                status: 500,
+                message: "boom".into(),
+                retry_after: None,
+            },
+            UpstreamFailure::Transport {
+                deployment: "dead".into(),
+                reason: "tcp connect error: Connection refused (os error 111)".into(),
+            },
+        ];
+        let errors = [
+            GatewayError::AllFailed {
+                failures,
+                billed: false,
+            },
+            GatewayError::Internal("secret path /etc/x".into()),
+            GatewayError::FilterUnavailable {
+                filter: "pii-redact".into(),
+                billed: false,
+            },
+            GatewayError::UpstreamRejected {
+                deployment: "azure-east".into(),
+                status: 401,
+                message: "Incorrect API key".into(),
+            },
+        ];
+        for e in errors {
+            let m = e.public_message();
+            for leak in [
+                "mock-secret",
+                "dead",
+                "os error",
+                "/etc/x",
+                "pii-redact",
+                "azure",
+                "Incorrect",
+            ] {
+                assert!(!m.contains(leak), "{m} leaks {leak}");
+            }
+            assert!(e.to_string().len() > 10, "the log form keeps detail");
+        }
     }
 }

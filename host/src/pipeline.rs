@@ -55,6 +55,8 @@ impl Live {
 pub struct RequestCtx {
     pub request_id: String,
     pub caller: Caller,
+    /// The key the client presented, scrubbed from whatever upstreams send back.
+    pub client_key: Option<Arc<str>>,
     pub model: Arc<Model>,
     pub plugins: Arc<Snapshot>,
     pub live: Arc<Live>,
@@ -69,6 +71,15 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// The secrets to remove from what deployment `d` sends back.
+    pub fn scrub_for(&self, d: &crate::config::Deployment) -> crate::upstream::scrub::Scrub {
+        let key = match &d.api_key {
+            Some(Ok(k)) => Some(k.shared()),
+            _ => None,
+        };
+        crate::upstream::scrub::Scrub::new(key).with(self.client_key.clone())
+    }
+
     /// Time spent in the host and plugins so far.
     pub fn overhead(&self) -> Duration {
         self.started.elapsed().saturating_sub(self.upstream_time)

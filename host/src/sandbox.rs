@@ -8,6 +8,7 @@
 
 mod bindings;
 mod engine;
+mod guest_io;
 mod instance;
 mod output;
 pub(crate) mod store;

@@ -1,8 +1,16 @@
 //! The HTTP listener: accepts connections (TCP_NODELAY on each), serves HTTP/1.1 and
 //! HTTP/2, gives every response an `x-request-id`, and routes to the handlers.
 //!
-//! Routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /healthz`,
-//! `GET /readyz`, `GET /admin/plugins`.
+//! Routes: `POST /v1/chat/completions` (and `/chat/completions`), `GET /v1/models` (and
+//! `/models`), `GET /healthz`, `GET /readyz`, `GET /admin/plugins`, `GET /admin/config`.
+//!
+//! Invariant: every request gets a response. A panic anywhere in a request's handling is
+//! caught at the connection task and answered with an OpenAI-shaped 500; a panic in a
+//! stream's pump ends the stream with an error event.
+//!
+//! Start-up: the listener accepts at once, so `/healthz` and `/readyz` answer while the
+//! first plugin load runs; model requests that arrive then wait for it (at most
+//! `START_WAIT`) instead of failing.
 
 mod admin;
 mod body;
@@ -11,11 +19,13 @@ pub mod openai;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
@@ -36,8 +46,11 @@ pub struct AppState {
     /// The current config generation and its deployment statistics.
     pub live: ArcSwap<Live>,
     pub client: Client,
-    /// Set once the config and the initial plugins are loaded.
+    /// Set once the config and the initial plugins are loaded; cleared on shutdown.
     pub ready: AtomicBool,
+    /// Turns true once, when the first plugin load is done (model requests that arrive
+    /// earlier wait on it).
+    started: tokio::sync::watch::Sender<bool>,
     next_request_id: AtomicU64,
     boot_id: u32,
     /// Why the last config edit was rejected (for `/admin/config`); not on the
@@ -56,10 +69,29 @@ impl AppState {
             live: ArcSwap::from_pointee(live),
             client,
             ready: AtomicBool::new(false),
+            started: tokio::sync::watch::Sender::new(false),
             next_request_id: AtomicU64::new(1),
             boot_id,
             config_error: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Marks the first plugin load done: the gateway is ready and waiting requests go on.
+    pub fn set_started(&self) {
+        self.ready.store(true, Ordering::Release);
+        self.started.send_replace(true);
+    }
+
+    /// Waits until the first plugin load is done, at most `START_WAIT`.
+    pub(crate) async fn wait_started(&self) -> Result<(), GatewayError> {
+        if *self.started.borrow() {
+            return Ok(());
+        }
+        let mut rx = self.started.subscribe();
+        match tokio::time::timeout(START_WAIT, rx.wait_for(|s| *s)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(GatewayError::NotReady("plugins are still loading".into())),
+        }
     }
 
     pub fn set_config_error(&self, e: Option<String>) {
@@ -85,7 +117,10 @@ impl AppState {
     }
 }
 
-/// Serves until the listener fails; each connection runs on its own task.
+/// How long a model request that arrives during start-up waits for the first plugin
+/// load before it gets a 503.
+pub const START_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// How long in-flight requests (streams included) may take to finish after shutdown
 /// begins; what is still running then is cut.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
@@ -124,7 +159,11 @@ pub async fn serve(
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                async move {
+                    let request_id = state.request_id();
+                    let resp = guarded(handle(&state, req, &request_id), &request_id).await;
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             if let Err(e) = watcher.watch(conn).await {
@@ -150,27 +189,60 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
     Ok((listener, local))
 }
 
-async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
-    let request_id = state.request_id();
+/// Runs a request's handler; a panic in it becomes an OpenAI-shaped 500 instead of a
+/// reset connection.
+async fn guarded(
+    handler: impl std::future::Future<Output = Response<Body>>,
+    request_id: &str,
+) -> Response<Body> {
+    AssertUnwindSafe(handler)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let what = panic_text(panic.as_ref());
+            tracing::error!(%request_id, panic = %what, "request handler panicked");
+            let mut r = error_response(&GatewayError::Internal(what), request_id);
+            set_request_id(&mut r, request_id);
+            r
+        })
+}
+
+/// The text of a caught panic, for the log.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-text payload".into())
+}
+
+fn set_request_id(resp: &mut Response<Body>, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+}
+
+async fn handle(state: &AppState, req: Request<Incoming>, request_id: &str) -> Response<Body> {
     let path = req.uri().path();
     let mut resp = if path == "/v1/chat/completions" || path == "/chat/completions" {
         if req.method() == Method::POST {
-            chat::handle(state, req, &request_id).await
+            chat::handle(state, req, request_id).await
         } else {
-            error_response(&GatewayError::MethodNotAllowed {
-                method: req.method().to_string(),
-                path: path.to_owned(),
-            })
+            error_response(
+                &GatewayError::MethodNotAllowed {
+                    method: req.method().to_string(),
+                    path: path.to_owned(),
+                },
+                request_id,
+            )
         }
     } else {
         match route(state, &req) {
             Ok(r) => r,
-            Err(e) => error_response(&e),
+            Err(e) => error_response(&e, request_id),
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
+    set_request_id(&mut resp, request_id);
     resp
 }
 
@@ -200,8 +272,14 @@ fn route(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, Ga
                 Err(GatewayError::NotReady("plugins are still loading".into()))
             }
         }
-        "/admin/plugins" => get_only(&|| admin::plugins(state)),
-        "/admin/config" => get_only(&|| admin::config(state)),
+        "/admin/plugins" => {
+            admin::authorize(state, req.headers())?;
+            get_only(&|| admin::plugins(state))
+        }
+        "/admin/config" => {
+            admin::authorize(state, req.headers())?;
+            get_only(&|| admin::config(state))
+        }
         "/v1/models" | "/models" => {
             chat::authenticate(state, req.headers())?;
             get_only(&|| chat::models(state))
@@ -222,8 +300,8 @@ pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Bo
     resp
 }
 
-fn error_response(e: &GatewayError) -> Response<Body> {
-    let mut resp = json(e.status(), &e.body());
+fn error_response(e: &GatewayError, request_id: &str) -> Response<Body> {
+    let mut resp = json(e.status(), &openai::error_body(e, request_id));
     if let Some(secs) = e.retry_after() {
         resp.headers_mut()
             .insert("retry-after", HeaderValue::from(secs));
@@ -233,4 +311,33 @@ fn error_response(e: &GatewayError) -> Response<Body> {
             .insert("x-should-retry", HeaderValue::from_static("false"));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_an_openai_shaped_500() {
+        let resp = guarded(
+            async {
+                if std::hint::black_box(true) {
+                    panic!("internal detail /etc/secret");
+                }
+                json(StatusCode::OK, &serde_json::json!({}))
+            },
+            "req_1",
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(resp.headers()["x-request-id"], "req_1");
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["error"]["code"], "internal_error");
+        assert_eq!(v["error"]["type"], "server_error");
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("req_1"), "{message}");
+        assert!(!message.contains("/etc/secret"), "{message}");
+    }
 }

@@ -7,6 +7,7 @@
 //! the adapter ran, so no plugin ever sees it.
 
 pub mod framing;
+pub mod scrub;
 
 use std::time::Duration;
 

@@ -93,3 +93,10 @@ def test_bad_request_raises_bad_request_error():
     with pytest.raises(openai.BadRequestError) as e:
         client().chat.completions.create(model="demo", messages=[{"role": "robot", "content": "x"}])
     assert e.value.param == "messages[0].role"
+
+
+def test_missing_content_raises_bad_request_error():
+    with pytest.raises(openai.BadRequestError) as e:
+        client().chat.completions.create(model="demo", messages=[{"role": "user"}])
+    assert e.value.param == "messages[0].content"
+    assert "messages[0].content" in e.value.message

@@ -278,3 +278,48 @@ impl Sse {
             .collect()
     }
 }
+
+/// Sends `method path` with `headers` and an optional JSON body over real HTTP; returns
+/// status, headers and the whole body.
+pub async fn send(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<(u16, hyper::HeaderMap, Vec<u8>)> {
+    let client =
+        Client::builder(TokioExecutor::new()).build_http::<http_body_util::Full<bytes::Bytes>>();
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let bytes = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            serde_json::to_vec(b)?
+        }
+        None => Vec::new(),
+    };
+    let resp = client
+        .request(req.body(http_body_util::Full::new(bytes::Bytes::from(bytes)))?)
+        .await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await?.to_bytes().to_vec();
+    Ok((status, headers, body))
+}
+
+/// A `[deployments.NAME]` table for the bundled `openai` adapter.
+pub fn openai_deployment(name: &str, base: &str, model: &str, extra: &str) -> String {
+    format!(
+        "[deployments.{name}]\nadapter = \"openai\"\nbase_url = \"{base}\"\nmodel = \"{model}\"\n{extra}\n"
+    )
+}
+
+/// A one-message OpenAI chat body.
+pub fn chat_body(model: &str, text: &str) -> serde_json::Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}

@@ -1,7 +1,10 @@
 //! End-to-end tests, one binary, one module per feature.
 
 mod e2e {
+    mod auth;
     mod cache;
+    mod errors;
+    mod faults;
     mod gateway;
     mod http;
     mod load;
@@ -9,4 +12,5 @@ mod e2e {
     mod providers;
     mod reload;
     mod sandbox;
+    mod startup;
 }

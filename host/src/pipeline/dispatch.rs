@@ -192,6 +192,7 @@ async fn upstream_error(
     let body = read_body(resp.into_body(), p.deployment.timeouts.idle, MAX_BODY)
         .await
         .unwrap_or_default();
+    let body = ctx.scrub_for(&p.deployment).vec(body);
     ctx.upstream_time += t.elapsed();
     let message = match p.adapter.parse_response(
         &p.wit,
@@ -255,7 +256,7 @@ async fn attempt_complete(
     let body = read_body(resp.into_body(), p.deployment.timeouts.idle, MAX_BODY).await;
     ctx.upstream_time += t.elapsed();
     let body = match body {
-        Ok(b) => b,
+        Ok(b) => ctx.scrub_for(&p.deployment).vec(b),
         Err(e) => {
             guard.failed();
             return Ok(Attempt::Next(transport(&p.deployment, e)));
@@ -335,6 +336,7 @@ pub(super) fn mirror(ctx: &RequestCtx, d: Arc<Deployment>, req: &ChatRequest) {
     let mut shadow = RequestCtx {
         request_id: ctx.request_id.clone(),
         caller: ctx.caller.clone(),
+        client_key: ctx.client_key.clone(),
         model: ctx.model.clone(),
         plugins: ctx.plugins.clone(),
         live: ctx.live.clone(),
@@ -429,7 +431,8 @@ pub(super) async fn first_stream(
             framing,
             guard,
             served,
-        );
+        )
+        .scrubbing(ctx.scrub_for(d));
         let t = Instant::now();
         let primed = stream.prime().await;
         ctx.upstream_time += t.elapsed().saturating_sub(stream.plugin_time);

@@ -20,10 +20,15 @@ use crate::sandbox::types::ChatChunk;
 use crate::sandbox::{AdapterInstance, StreamHandle};
 use crate::stats::CallGuard;
 use crate::upstream::framing;
+use crate::upstream::scrub::Scrub;
 
 use super::RequestCtx;
 use super::dispatch::{Served, next_wait};
 use super::filter::{ActiveFilter, context};
+
+/// What a client is told when a compliance filter failed mid-stream.
+const FILTER_STOPPED: &str =
+    "A compliance filter could not check the rest of the response, so the stream was stopped.";
 
 /// Largest single upstream event accepted.
 const MAX_EVENT: usize = 4 << 20;
@@ -32,7 +37,10 @@ const MAX_EVENT: usize = 4 << 20;
 #[derive(Debug, Clone)]
 pub struct StreamEnd {
     pub code: &'static str,
+    /// What the client is told: never a deployment name, network error or trap text.
     pub message: String,
+    /// What the log gets.
+    pub detail: String,
 }
 
 /// A stream whose first content is ready.
@@ -51,6 +59,8 @@ pub struct LiveStream {
     pub plugin_time: Duration,
     filters: Vec<(ActiveFilter, StreamHandle)>,
     filter_failure: FilterFailure,
+    /// Removes the request's secrets from every event before the adapter decodes it.
+    scrub: Scrub,
     upstream_done: bool,
     got_first_byte: bool,
 }
@@ -88,9 +98,16 @@ impl LiveStream {
             plugin_time: Duration::ZERO,
             filters: Vec::new(),
             filter_failure: FilterFailure::Closed,
+            scrub: Scrub::default(),
             upstream_done: false,
             got_first_byte: false,
         }
+    }
+
+    /// Removes these secrets from every event before it is decoded.
+    pub(super) fn scrubbing(mut self, scrub: Scrub) -> Self {
+        self.scrub = scrub;
+        self
     }
 
     fn failure(&self, reason: String) -> UpstreamFailure {
@@ -150,7 +167,7 @@ impl LiveStream {
         for e in events {
             let ev = StreamEvent {
                 event: e.event,
-                data: e.data,
+                data: self.scrub.vec(e.data),
             };
             match self.adapter.decode(&self.decoder, &ev) {
                 Err(fault) => return Err(fault.to_string()),
@@ -216,19 +233,22 @@ impl LiveStream {
                     Ok(Ok(ChunkVerdict::Deny(d))) => {
                         return Err(StreamEnd {
                             code: "content_filter",
-                            message: format!("{} ({})", d.message, f.name),
+                            detail: format!("filter {} denied: {}", f.name, d.message),
+                            message: d.message,
                         });
                     }
                     Ok(Err(e)) if self.filter_failure == FilterFailure::Closed => {
                         return Err(StreamEnd {
                             code: "filter_unavailable",
-                            message: format!("filter {} failed: {}", f.name, e.message),
+                            message: FILTER_STOPPED.into(),
+                            detail: format!("filter {} failed: {}", f.name, e.message),
                         });
                     }
                     Err(fault) if self.filter_failure == FilterFailure::Closed => {
                         return Err(StreamEnd {
                             code: "filter_unavailable",
-                            message: fault.to_string(),
+                            message: FILTER_STOPPED.into(),
+                            detail: fault.to_string(),
                         });
                     }
                     _ => next.extend(call),
@@ -264,11 +284,12 @@ impl LiveStream {
             }
             match self.pull().await {
                 Ok(chunks) => self.pending.extend(chunks),
-                Err(message) => {
+                Err(detail) => {
                     self.fail();
                     return Err(StreamEnd {
                         code: "upstream_stream_broken",
-                        message,
+                        message: "The model's provider broke off the stream.".into(),
+                        detail: format!("{}: {detail}", self.deployment.name),
                     });
                 }
             }

@@ -147,18 +147,15 @@ impl Loader {
         sha256: &str,
     ) -> Result<(wasmtime::component::Component, CodeSource), LoadError> {
         let key = self.sandbox.artifact_key();
-        if let Some(cache) = &self.cache {
-            let path = cache.path(sha256, &key);
-            if path.exists() {
-                match self.sandbox.deserialize_file(&path) {
-                    Ok(c) => {
-                        self.cache_hits.fetch_add(1, Ordering::Relaxed);
-                        return Ok((c, CodeSource::Cache));
-                    }
-                    Err(e) => {
-                        // A stale or damaged artifact: recompile and replace it.
-                        tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached artifact");
-                    }
+        if let Some(artifact) = self.cache.as_ref().and_then(|c| c.load(sha256, &key)) {
+            match self.sandbox.deserialize(&artifact) {
+                Ok(c) => {
+                    self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok((c, CodeSource::Cache));
+                }
+                Err(e) => {
+                    // From another build of the same version, say: recompile, replace.
+                    tracing::warn!(error = %e, "ignoring unusable cached artifact");
                 }
             }
         }
@@ -167,17 +164,10 @@ impl Loader {
             .compile(bytes)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         self.compiled.fetch_add(1, Ordering::Relaxed);
-        if let Some(cache) = &self.cache {
-            match cache.store(sha256, &key, &artifact) {
-                Ok(path) => {
-                    if let Ok(c) = self.sandbox.deserialize_file(&path) {
-                        return Ok((c, CodeSource::Compiled));
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(dir = %cache.dir().display(), error = %e, "cannot write the plugin cache")
-                }
-            }
+        if let Some(cache) = &self.cache
+            && let Err(e) = cache.store(sha256, &key, &artifact)
+        {
+            tracing::warn!(dir = %cache.dir().display(), error = %e, "cannot write the plugin cache");
         }
         let c = self
             .sandbox

@@ -50,6 +50,7 @@ impl Sandbox {
         let engine = Engine::new(&engine_config(&settings))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        super::guest_io::shadow_wasi_io(&mut linker)?;
         bindings::adapter::switchyard::plugin::host::add_to_linker::<
             _,
             wasmtime::component::HasSelf<_>,
@@ -79,23 +80,19 @@ impl Sandbox {
         self.engine.precompile_component(bytes)
     }
 
-    /// Loads an artifact `compile` just produced, from memory.
+    /// Loads a compiled artifact from memory.
     pub(crate) fn deserialize(&self, artifact: &[u8]) -> wasmtime::Result<Component> {
-        // SAFETY: `artifact` comes straight from `compile` on this engine.
+        // SAFETY: `Component::deserialize` runs the artifact's native code, so it must
+        // come from `compile` on an engine with this configuration. It does: either
+        // straight from `compile`, or from the plugin cache, which (checked in
+        // `ArtifactCache::open`) is a folder outside the plugins folder that only this
+        // user can write, and whose files (checked in `ArtifactCache::load`) match the
+        // sha256 written with them by `store`. wasmtime itself rejects artifacts from
+        // another version or configuration. The bytes are checked and then loaded from
+        // memory, so the file cannot change between the check and the load.
         #[allow(unsafe_code)]
         unsafe {
             Component::deserialize(&self.engine, artifact)
-        }
-    }
-
-    /// Loads a precompiled artifact this engine produced.
-    pub(crate) fn deserialize_file(&self, path: &std::path::Path) -> wasmtime::Result<Component> {
-        // SAFETY: only artifacts written by `compile` into the host-owned cache directory
-        // reach this function, and they are never modified in place (written to a temp
-        // file and renamed), which is what `deserialize_file` requires.
-        #[allow(unsafe_code)]
-        unsafe {
-            Component::deserialize_file(&self.engine, path)
         }
     }
 }

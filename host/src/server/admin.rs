@@ -1,8 +1,37 @@
 //! `/admin/*`: operator views. Never shows secrets or plugin config values.
+//!
+//! Access: with no keys configured at all (loopback-only development) the views are
+//! open. Once any client or admin key is configured they need an admin key
+//! (`[auth] admin_keys`), presented as `Authorization: Bearer`: none or an unknown one is
+//! a 401, a client key a 403. `/metrics` and `/dashboard` will follow the same rule.
 
+use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode};
 
+use super::chat::{bearer, constant_time_eq};
 use super::{AppState, Body, json};
+use crate::error::GatewayError;
+
+/// Lets the request through if it may see `/admin/*` (see the module doc).
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), GatewayError> {
+    let live = state.live.load();
+    let cfg = &live.config;
+    if cfg.admin_keys.is_empty() && cfg.client_keys.is_empty() {
+        return Ok(());
+    }
+    let presented = bearer(headers).ok_or(GatewayError::Unauthorized)?;
+    let is = |keys: &[crate::config::Secret]| {
+        keys.iter()
+            .any(|k| constant_time_eq(k.expose().as_bytes(), presented.as_bytes()))
+    };
+    if is(&cfg.admin_keys) {
+        Ok(())
+    } else if is(&cfg.client_keys) {
+        Err(GatewayError::NotAdmin)
+    } else {
+        Err(GatewayError::Unauthorized)
+    }
+}
 
 /// `GET /admin/plugins`: every plugin file's status, the active version and the reason
 /// the newest file was rejected, if it was.

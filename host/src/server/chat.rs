@@ -1,7 +1,10 @@
 //! `POST /v1/chat/completions` and `GET /v1/models`: the OpenAI-compatible edge. Parses
 //! and authenticates, runs the pipeline, and renders JSON or SSE.
 
+use std::panic::AssertUnwindSafe;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::FutureExt;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -19,35 +22,56 @@ const MAX_REQUEST: usize = 8 << 20;
 /// SSE events buffered between the stream task and a slow client.
 const STREAM_BUFFER: usize = 32;
 
+/// The credentials of `Authorization: Bearer KEY`. The scheme is case-insensitive
+/// (RFC 9110 §11.1), so `bearer KEY` works too.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = v.trim_start().split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
+}
+
+/// An authenticated caller and the key it presented (scrubbed from upstream answers).
+pub(super) struct Authenticated {
+    pub caller: Caller,
+    pub key: Option<std::sync::Arc<str>>,
+}
+
 /// Checks `Authorization: Bearer` against the configured client keys; with none
 /// configured every caller is anonymous.
-pub(super) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, GatewayError> {
+pub(super) fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Authenticated, GatewayError> {
     let live = state.live.load();
     let keys = &live.config.client_keys;
     if keys.is_empty() {
-        return Ok(Caller {
-            key_id: None,
-            team: None,
-            tags: vec![],
+        return Ok(Authenticated {
+            caller: Caller {
+                key_id: None,
+                team: None,
+                tags: vec![],
+            },
+            key: None,
         });
     }
-    let presented = headers
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(GatewayError::Unauthorized)?;
+    let presented = bearer(headers).ok_or(GatewayError::Unauthorized)?;
     keys.iter()
-        .position(|k| constant_time_eq(k.expose().as_bytes(), presented.trim().as_bytes()))
-        .map(|i| Caller {
-            key_id: Some(format!("key-{i}")),
-            team: None,
-            tags: vec![],
+        .enumerate()
+        .find(|(_, k)| constant_time_eq(k.expose().as_bytes(), presented.as_bytes()))
+        .map(|(i, k)| Authenticated {
+            caller: Caller {
+                key_id: Some(format!("key-{i}")),
+                team: None,
+                tags: vec![],
+            },
+            key: Some(k.shared()),
         })
         .ok_or(GatewayError::Unauthorized)
 }
 
 /// Compares without an early exit, so timing does not reveal a key's prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -76,7 +100,7 @@ async fn read_body(body: Incoming) -> Result<Bytes, GatewayError> {
         {
             Err(GatewayError::TooLarge(MAX_REQUEST))
         }
-        Err(e) => Err(GatewayError::BadRequest(openai::BadRequest {
+        Err(e) => Err(GatewayError::BadRequest(crate::error::BadRequest {
             param: None,
             message: format!("could not read the body: {e}"),
         })),
@@ -94,7 +118,7 @@ pub(super) async fn handle(
             if e.status().is_server_error() {
                 tracing::warn!(request_id, error = %e, detail = ?e, "request failed");
             }
-            error_response(&e)
+            error_response(&e, request_id)
         }
     }
 }
@@ -105,15 +129,17 @@ async fn run(
     request_id: &str,
 ) -> Result<Response<Body>, GatewayError> {
     let started = Instant::now();
-    let caller = authenticate(state, req.headers())?;
+    let auth = authenticate(state, req.headers())?;
     let body = read_body(req.into_body()).await?;
+    state.wait_started().await?;
     let parsed = openai::parse_request(&body).map_err(GatewayError::BadRequest)?;
     let live = state.live.load_full();
     let model = live.config.models.get(&parsed.request.model).cloned();
     let model = model.ok_or_else(|| GatewayError::ModelNotFound(parsed.request.model.clone()))?;
     let mut ctx = RequestCtx {
         request_id: request_id.to_owned(),
-        caller,
+        caller: auth.caller,
+        client_key: auth.key,
         model,
         plugins: state.registry.snapshot(),
         live,
@@ -152,12 +178,24 @@ async fn run(
                 stream.served.attempts,
                 &ctx,
             );
-            tokio::spawn(pump(
-                *stream,
-                tx,
-                parsed.include_usage,
-                request_id.to_owned(),
-            ));
+            let request_id = request_id.to_owned();
+            let include_usage = parsed.include_usage;
+            tokio::spawn(async move {
+                let (tx, request_id) = (tx, request_id);
+                let pumped = AssertUnwindSafe(pump(*stream, &tx, include_usage, &request_id))
+                    .catch_unwind()
+                    .await;
+                if let Err(panic) = pumped {
+                    let what = super::panic_text(panic.as_ref());
+                    tracing::error!(%request_id, panic = %what, "stream pump panicked");
+                    let event = openai::stream_error_event(
+                        "internal_error",
+                        "The gateway hit an internal error.",
+                        &request_id,
+                    );
+                    let _ = tx.send(sse(&event)).await;
+                }
+            });
             resp
         }
     })
@@ -195,9 +233,9 @@ fn sse(value: &serde_json::Value) -> Bytes {
 /// error event if the upstream or a filter stops it: never a clean-looking truncation.
 async fn pump(
     mut stream: pipeline::LiveStream,
-    tx: tokio::sync::mpsc::Sender<Bytes>,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
     include_usage: bool,
-    request_id: String,
+    request_id: &str,
 ) {
     let created = now();
     loop {
@@ -233,10 +271,8 @@ async fn pump(
                 return;
             }
             Err(end) => {
-                tracing::warn!(%request_id, code = end.code, message = %end.message, "stream ended early");
-                let event = serde_json::json!({"error": {
-                    "message": end.message, "type": "server_error", "param": null, "code": end.code,
-                }});
+                tracing::warn!(%request_id, code = end.code, detail = %end.detail, "stream ended early");
+                let event = openai::stream_error_event(end.code, &end.message, request_id);
                 let _ = tx.send(sse(&event)).await;
                 return;
             }

@@ -12,13 +12,8 @@ use crate::sandbox::types::{
     ResponseFormat, Role, Sampling, ToolCall, ToolChoice, ToolDefinition, Usage,
 };
 
-/// A request the client got wrong: becomes a 400 naming the parameter.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct BadRequest {
-    pub param: Option<String>,
-    pub message: String,
-}
+pub use crate::error::BadRequest;
+use crate::error::GatewayError;
 
 fn bad(param: impl Into<String>, message: impl Into<String>) -> BadRequest {
     BadRequest {
@@ -27,31 +22,119 @@ fn bad(param: impl Into<String>, message: impl Into<String>) -> BadRequest {
     }
 }
 
+/// The body's top level. Scalars are kept as JSON values and type-checked one by one, so
+/// a wrong type names its parameter as OpenAI does instead of failing the whole parse.
 #[derive(Deserialize)]
 struct RawRequest {
-    model: Option<String>,
-    messages: Option<Vec<Value>>,
-    #[serde(default)]
-    tools: Option<Vec<Value>>,
+    model: Option<Value>,
+    messages: Option<Value>,
+    tools: Option<Value>,
     tool_choice: Option<Value>,
-    parallel_tool_calls: Option<bool>,
+    parallel_tool_calls: Option<Value>,
     response_format: Option<Value>,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    max_tokens: Option<u32>,
-    max_completion_tokens: Option<u32>,
+    temperature: Option<Value>,
+    top_p: Option<Value>,
+    max_tokens: Option<Value>,
+    max_completion_tokens: Option<Value>,
     stop: Option<Value>,
-    presence_penalty: Option<f64>,
-    frequency_penalty: Option<f64>,
-    seed: Option<i64>,
-    n: Option<u32>,
-    reasoning_effort: Option<String>,
-    #[serde(default)]
-    stream: Option<bool>,
+    presence_penalty: Option<Value>,
+    frequency_penalty: Option<Value>,
+    seed: Option<Value>,
+    n: Option<Value>,
+    reasoning_effort: Option<Value>,
+    stream: Option<Value>,
     stream_options: Option<Value>,
-    user: Option<String>,
+    user: Option<Value>,
     #[serde(flatten)]
     extra: Map<String, Value>,
+}
+
+/// JSON `null` counts as absent, as in OpenAI's API.
+fn present(v: Option<Value>) -> Option<Value> {
+    v.filter(|v| !v.is_null())
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(param: &str, expected: &str, got: &Value) -> BadRequest {
+    bad(
+        param,
+        format!(
+            "Invalid type for '{param}': expected {expected}, but got {} instead.",
+            type_name(got)
+        ),
+    )
+}
+
+/// A number within `range`, named `param` in errors.
+fn number(
+    param: &str,
+    v: Option<Value>,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<Option<f64>, BadRequest> {
+    let Some(v) = present(v) else { return Ok(None) };
+    let x = v
+        .as_f64()
+        .ok_or_else(|| wrong_type(param, "a decimal", &v))?;
+    if !range.contains(&x) {
+        return Err(bad(
+            param,
+            format!(
+                "Invalid '{param}': {x} is not between {} and {}.",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
+    Ok(Some(x))
+}
+
+/// An integer of at least `min`, named `param` in errors.
+fn integer(param: &str, v: Option<Value>, min: i64) -> Result<Option<i64>, BadRequest> {
+    let Some(v) = present(v) else { return Ok(None) };
+    let x = v
+        .as_i64()
+        .ok_or_else(|| wrong_type(param, "an integer", &v))?;
+    if x < min {
+        return Err(bad(
+            param,
+            format!(
+                "Invalid '{param}': integer below minimum value. Expected a value >= {min}, but got {x} instead."
+            ),
+        ));
+    }
+    Ok(Some(x))
+}
+
+fn boolean(param: &str, v: Option<Value>) -> Result<Option<bool>, BadRequest> {
+    let Some(v) = present(v) else { return Ok(None) };
+    v.as_bool()
+        .map(Some)
+        .ok_or_else(|| wrong_type(param, "a boolean", &v))
+}
+
+fn string(param: &str, v: Option<Value>) -> Result<Option<String>, BadRequest> {
+    match present(v) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(wrong_type(param, "a string", &other)),
+    }
+}
+
+fn u32_of(param: &str, v: Option<i64>) -> Result<Option<u32>, BadRequest> {
+    v.map(|x| {
+        u32::try_from(x).map_err(|_| bad(param, format!("Invalid '{param}': {x} is too large.")))
+    })
+    .transpose()
 }
 
 /// A parsed request plus what only the HTTP edge needs.
@@ -62,23 +145,25 @@ pub struct ParsedRequest {
     pub include_usage: bool,
 }
 
-/// Parses a `/v1/chat/completions` body.
+/// Parses and validates a `/v1/chat/completions` body as OpenAI does: every error names
+/// the parameter at fault.
 pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, BadRequest> {
     let raw: RawRequest = serde_json::from_slice(body).map_err(|e| BadRequest {
         param: None,
         message: format!("We could not parse the JSON body of your request: {e}"),
     })?;
-    let model = raw
-        .model
+    let model = string("model", raw.model)?
         .filter(|m| !m.is_empty())
-        .ok_or_else(|| bad("model", "you must provide a model parameter"))?;
-    let messages = raw
-        .messages
-        .ok_or_else(|| bad("messages", "missing required parameter: 'messages'"))?;
+        .ok_or_else(|| bad("model", "Missing required parameter: 'model'."))?;
+    let messages = match present(raw.messages) {
+        None => return Err(bad("messages", "Missing required parameter: 'messages'.")),
+        Some(Value::Array(a)) => a,
+        Some(other) => return Err(wrong_type("messages", "an array", &other)),
+    };
     if messages.is_empty() {
         return Err(bad(
             "messages",
-            "'messages' must contain at least one message",
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
         ));
     }
     let messages = messages
@@ -86,51 +171,76 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, BadRequest> {
         .enumerate()
         .map(|(i, m)| message(i, m))
         .collect::<Result<Vec<_>, _>>()?;
-    let tools = raw
-        .tools
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-        .map(|(i, t)| tool(i, t))
-        .collect::<Result<_, _>>()?;
-    let tool_choice = raw.tool_choice.as_ref().map(tool_choice).transpose()?;
-    let response_format = raw
-        .response_format
+    let tools = match present(raw.tools) {
+        None => vec![],
+        Some(Value::Array(a)) => a
+            .iter()
+            .enumerate()
+            .map(|(i, t)| tool(i, t))
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(wrong_type("tools", "an array", &other)),
+    };
+    let tool_choice = present(raw.tool_choice)
+        .as_ref()
+        .map(tool_choice)
+        .transpose()?;
+    let response_format = present(raw.response_format)
         .as_ref()
         .map(response_format)
         .transpose()?;
-    let stop = match raw.stop {
-        None | Some(Value::Null) => vec![],
+    let stop = match present(raw.stop) {
+        None => vec![],
         Some(Value::String(s)) => vec![s],
         Some(Value::Array(a)) => a
             .into_iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| bad("stop", "stop sequences must be strings"))
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s),
+                other => Err(wrong_type(&format!("stop[{i}]"), "a string", &other)),
             })
             .collect::<Result<_, _>>()?,
-        Some(_) => {
-            return Err(bad(
+        Some(other) => {
+            return Err(wrong_type(
                 "stop",
-                "'stop' must be a string or an array of strings",
+                "a string or an array of strings",
+                &other,
             ));
         }
     };
-    if let Some(t) = raw.temperature
-        && !(0.0..=2.0).contains(&t)
-    {
-        return Err(bad("temperature", format!("{t} is not between 0 and 2")));
+    let temperature = number("temperature", raw.temperature, 0.0..=2.0)?;
+    let top_p = number("top_p", raw.top_p, 0.0..=1.0)?;
+    let presence_penalty = number("presence_penalty", raw.presence_penalty, -2.0..=2.0)?;
+    let frequency_penalty = number("frequency_penalty", raw.frequency_penalty, -2.0..=2.0)?;
+    let max_tokens = u32_of("max_tokens", integer("max_tokens", raw.max_tokens, 1)?)?;
+    let max_completion_tokens = u32_of(
+        "max_completion_tokens",
+        integer("max_completion_tokens", raw.max_completion_tokens, 1)?,
+    )?;
+    let n = u32_of("n", integer("n", raw.n, 1)?)?;
+    if n.is_some_and(|n| n > 128) {
+        return Err(bad(
+            "n",
+            "Invalid 'n': integer above maximum value. Expected a value <= 128.",
+        ));
     }
-    if raw.n == Some(0) {
-        return Err(bad("n", "'n' must be at least 1"));
-    }
-    let include_usage = raw
-        .stream_options
-        .as_ref()
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let seed = integer("seed", raw.seed, i64::MIN)?;
+    let stream = boolean("stream", raw.stream)?.unwrap_or(false);
+    let stream_options = present(raw.stream_options);
+    let include_usage = match &stream_options {
+        None => false,
+        Some(_) if !stream => {
+            return Err(bad(
+                "stream_options",
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            ));
+        }
+        Some(Value::Object(o)) => boolean(
+            "stream_options.include_usage",
+            o.get("include_usage").cloned(),
+        )?
+        .unwrap_or(false),
+        Some(other) => return Err(wrong_type("stream_options", "an object", other)),
+    };
     let extra = if raw.extra.is_empty() {
         String::new()
     } else {
@@ -142,21 +252,21 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, BadRequest> {
             messages,
             tools,
             tool_choice,
-            parallel_tool_calls: raw.parallel_tool_calls,
+            parallel_tool_calls: boolean("parallel_tool_calls", raw.parallel_tool_calls)?,
             response_format,
             sampling: Sampling {
-                temperature: raw.temperature,
-                top_p: raw.top_p,
-                max_tokens: raw.max_completion_tokens.or(raw.max_tokens),
+                temperature,
+                top_p,
+                max_tokens: max_completion_tokens.or(max_tokens),
                 stop,
-                presence_penalty: raw.presence_penalty,
-                frequency_penalty: raw.frequency_penalty,
-                seed: raw.seed,
-                n: raw.n,
-                reasoning_effort: raw.reasoning_effort,
+                presence_penalty,
+                frequency_penalty,
+                seed,
+                n,
+                reasoning_effort: string("reasoning_effort", raw.reasoning_effort)?,
             },
-            stream: raw.stream.unwrap_or(false),
-            user: raw.user,
+            stream,
+            user: string("user", raw.user)?,
             extra,
         },
         include_usage,
@@ -184,18 +294,36 @@ fn message(i: usize, v: &Value) -> Result<Message, BadRequest> {
         .as_object()
         .ok_or_else(|| bad(format!("messages[{i}]"), "each message must be an object"))?;
     let role = role(i, obj.get("role"))?;
+    let content_param = || format!("messages[{i}].content");
     let content = match obj.get("content") {
+        // Only an assistant message may leave content out (it carries tool calls).
+        None | Some(Value::Null) if role != Role::Assistant => {
+            return Err(bad(
+                content_param(),
+                format!("Missing required parameter: '{}'.", content_param()),
+            ));
+        }
         None | Some(Value::Null) => vec![],
         Some(Value::String(s)) => vec![ContentPart::Text(s.clone())],
+        Some(Value::Array(parts)) if parts.is_empty() && role != Role::Assistant => {
+            return Err(bad(
+                content_param(),
+                format!(
+                    "Invalid '{}': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+                    content_param()
+                ),
+            ));
+        }
         Some(Value::Array(parts)) => parts
             .iter()
             .enumerate()
             .map(|(j, p)| part(i, j, p))
             .collect::<Result<_, _>>()?,
-        Some(_) => {
-            return Err(bad(
-                format!("messages[{i}].content"),
-                "content must be a string or an array of parts",
+        Some(other) => {
+            return Err(wrong_type(
+                &content_param(),
+                "a string or an array of content parts",
+                other,
             ));
         }
     };
@@ -214,11 +342,16 @@ fn message(i: usize, v: &Value) -> Result<Message, BadRequest> {
         }
     };
     let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
-    if role == Role::Tool && text("tool_call_id").is_none() && obj.get("name").is_none() {
-        return Err(bad(
-            format!("messages[{i}].tool_call_id"),
-            "tool messages must have a tool_call_id",
-        ));
+    // `tool` messages answer a call by id; the legacy `function` role names the function.
+    let legacy_function = obj.get("role").and_then(Value::as_str) == Some("function");
+    let needed = if legacy_function {
+        "name"
+    } else {
+        "tool_call_id"
+    };
+    if role == Role::Tool && text(needed).is_none() {
+        let p = format!("messages[{i}].{needed}");
+        return Err(bad(&p, format!("Missing required parameter: '{p}'.")));
     }
     Ok(Message {
         role,
@@ -512,6 +645,33 @@ fn merge_extra(out: &mut Value, extra: &str) {
     }
 }
 
+/// Renders an error as OpenAI's error body. Server-side errors carry the request id, so
+/// a client can quote it; the details are in the log under that id.
+pub fn error_body(e: &GatewayError, request_id: &str) -> Value {
+    let mut message = e.public_message();
+    if e.status().is_server_error() {
+        message = format!("{message} (request id: {request_id})");
+    }
+    json!({
+        "error": {
+            "message": message,
+            "type": e.kind(),
+            "param": e.param(),
+            "code": e.code(),
+        }
+    })
+}
+
+/// The final SSE event of a stream that ended early, in OpenAI's error shape.
+pub fn stream_error_event(code: &str, message: &str, request_id: &str) -> Value {
+    json!({"error": {
+        "message": format!("{message} (request id: {request_id})"),
+        "type": "server_error",
+        "param": Value::Null,
+        "code": code,
+    }})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,5 +736,84 @@ mod tests {
             Some("temperature")
         );
         assert!(e("{not json").param.is_none());
+    }
+
+    #[test]
+    fn validates_messages_and_types_as_openai_does() {
+        let param = |b: &str| parse_request(b.as_bytes()).unwrap_err().param;
+        let cases = [
+            (
+                r#"{"model":"m","messages":[{"role":"user"}]}"#,
+                "messages[0].content",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"system","content":null}]}"#,
+                "messages[0].content",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":[]}]}"#,
+                "messages[0].content",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":5}]}"#,
+                "messages[0].content",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"tool","content":"r"}]}"#,
+                "messages[1].tool_call_id",
+            ),
+            (r#"{"model":"m","messages":"hi"}"#, "messages"),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":"2"}"#,
+                "n",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":1.5}"#,
+                "n",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"9"}"#,
+                "max_tokens",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#,
+                "max_tokens",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#,
+                "temperature",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"top_p":2}"#,
+                "top_p",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#,
+                "stream",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#,
+                "stream_options",
+            ),
+            (
+                r#"{"model":7,"messages":[{"role":"user","content":"x"}]}"#,
+                "model",
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(param(body).as_deref(), Some(want), "{body}");
+        }
+        let msg = parse_request(br#"{"model":"m","messages":[{"role":"user"}]}"#)
+            .unwrap_err()
+            .message;
+        assert_eq!(msg, "Missing required parameter: 'messages[0].content'.");
+        // What OpenAI accepts stays accepted.
+        for ok in [
+            r#"{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"r"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":""}],"temperature":null,"n":null,"stream":false}"#,
+            r#"{"model":"m","messages":[{"role":"function","name":"f","content":"r"}]}"#,
+        ] {
+            assert!(parse_request(ok.as_bytes()).is_ok(), "{ok}");
+        }
     }
 }

@@ -29,6 +29,10 @@ pub(crate) struct Behavior {
     pub tool_call: bool,
     /// Answer with this many lorem-ipsum words instead of the echo.
     pub words: Option<usize>,
+    /// Repeat the credential the request carried: in the error body with `status-NNN`,
+    /// or as a final error event instead of the stream's end. What careless providers do
+    /// ("Incorrect API key provided: sk-..."), for testing that the gateway scrubs it.
+    pub echo_key: bool,
 }
 
 impl Behavior {
@@ -60,6 +64,8 @@ impl Behavior {
             self.malformed = true;
         } else if knob == "tool-call" {
             self.tool_call = true;
+        } else if knob == "echo-key" {
+            self.echo_key = true;
         }
         // `echo` and any real model name fall through to the default answer.
     }

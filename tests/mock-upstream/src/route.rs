@@ -204,7 +204,15 @@ async fn turn(
     if let Some(d) = behavior.slow {
         tokio::time::sleep(d).await;
     }
+    let key = behavior.echo_key.then(|| credential(parts)).flatten();
     if let Some(code) = behavior.status {
+        if let Some(key) = &key {
+            let message = format!("Incorrect API key provided: {key}.");
+            return provider.reject(&Reject {
+                status: code,
+                message,
+            });
+        }
         return provider.simulated(code);
     }
     let n = state.next_id();
@@ -216,6 +224,10 @@ async fn turn(
         } else {
             script
         };
+        let script = match &key {
+            Some(key) => script.failing(&format!("internal failure while serving key {key}")),
+            None => script,
+        };
         return sse::respond(script, &behavior, state.streams.clone());
     }
     let whole = provider.whole(&prompt, &answer, n).to_string();
@@ -223,6 +235,22 @@ async fn turn(
         return json_text(StatusCode::OK, truncate_json(&whole).to_owned());
     }
     json_text(StatusCode::OK, whole)
+}
+
+/// The credential a request carried, wherever its provider puts it.
+fn credential(parts: &Parts) -> Option<String> {
+    let h = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    h("authorization")
+        .map(|v| v.trim_start_matches("Bearer ").to_owned())
+        .or_else(|| h("x-api-key"))
+        .or_else(|| h("x-goog-api-key"))
+        .or_else(|| h("api-key"))
 }
 
 /// `/__mock/*`: what tests and operators use to inspect the mock. Never recorded.

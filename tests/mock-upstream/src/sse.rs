@@ -78,6 +78,14 @@ pub(crate) struct Script {
 }
 
 impl Script {
+    /// Ends the stream with a provider error event (OpenAI's shape) saying `message`
+    /// instead of the normal end.
+    pub(crate) fn failing(mut self, message: &str) -> Script {
+        let error = serde_json::json!({"error": {"message": message, "type": "server_error", "param": null, "code": null}});
+        self.finale = vec![Event::json("error", &error)];
+        self
+    }
+
     /// Replaces the content with one event whose data is not valid JSON.
     pub(crate) fn malformed(mut self) -> Script {
         let bad = self

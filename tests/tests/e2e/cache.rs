@@ -15,7 +15,7 @@ fn fresh_loader(cache: &std::path::Path) -> Loader {
     .expect("sandbox");
     Loader::new(
         sandbox,
-        Some(ArtifactCache::new(cache)),
+        Some(ArtifactCache::open(cache, &cache.join("..").join("no-plugins")).expect("cache")),
         PluginPolicy::default(),
     )
 }

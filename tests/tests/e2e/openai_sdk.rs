@@ -70,6 +70,6 @@ deployments = ["tool-caller"]
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "pytest failed:\n{report}");
-    assert!(report.contains("9 passed"), "{report}");
+    assert!(report.contains("10 passed"), "{report}");
     Ok(())
 }

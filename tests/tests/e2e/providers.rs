@@ -344,16 +344,25 @@ async fn falls_back_to_the_next_deployment_on_429(p: Provider) -> anyhow::Result
 }
 
 async fn provider_error_message_reaches_the_client(p: Provider) -> anyhow::Result<()> {
+    // A request the provider rejects (400) is the client's to fix: the adapter reads the
+    // provider's own message out of its error shape and the client gets it.
+    let s = Setup::one(p, "mock-status-400").await?;
+    let (status, _, body) = s.post(&chat("x")).await?;
+    assert_eq!(status, 400);
+    let v: Value = serde_json::from_slice(&body)?;
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("mock-status-400: "), "{message}");
+    assert!(!message.contains(KEY));
+    // A rate limit is the gateway's business: status, code and retry-after pass on, the
+    // provider's text (organisation ids, quotas) does not.
     let s = Setup::one(p, "mock-status-429").await?;
     let (status, headers, body) = s.post(&chat("x")).await?;
     assert_eq!(status, 429);
     assert!(headers.contains_key("retry-after"));
     let v: Value = serde_json::from_slice(&body)?;
     assert_eq!(v["error"]["code"], "rate_limit_exceeded");
-    // The adapter read the provider's own message out of its error shape.
     let message = v["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("mock-status-429: "), "{message}");
-    assert!(!message.contains(KEY));
+    assert!(!message.contains("mock-status-429"), "{message}");
     Ok(())
 }
 
