@@ -30,8 +30,11 @@ guests=(-p switchyard-sdk)
 for d in plugins/*/ tests/fixtures/*/; do [ -f "$d/Cargo.toml" ] && guests+=(-p "$(basename "$d")"); done
 cargo clippy --locked --target wasm32-wasip2 --profile plugin "${guests[@]}" -- -D warnings
 
+step "clippy: sdk and plugin unit tests (native)"
+cargo clippy --locked -p switchyard-sdk -p openai -p anthropic -p gemini -p pii-redact -p balanced --tests -- -D warnings
+
 step "unit tests of the sdk and plugins (native)"
-cargo test --locked -p switchyard-sdk -p openai -p anthropic -p gemini
+cargo test --locked -p switchyard-sdk -p openai -p anthropic -p gemini -p pii-redact -p balanced
 
 step "tests"
 cargo test --locked -p switchyard -p switchyard-tests -p switchyard-mock-upstream

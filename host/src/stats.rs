@@ -242,6 +242,24 @@ mod tests {
         drop(a);
         b.succeeded();
         assert_eq!(s.view().in_flight, 0);
-        assert!(s.view().latency_ewma_ms >= 0.0);
+        let s = DeploymentStats::new(Instant::now());
+        s.record(true, Duration::from_millis(100));
+        assert_eq!(
+            s.view().latency_ewma_ms,
+            100.0,
+            "the first sample sets the average"
+        );
+        s.record(true, Duration::from_millis(200));
+        let avg = s.view().latency_ewma_ms;
+        assert!(
+            avg > 100.0 && avg < 200.0,
+            "moves towards new samples: {avg}"
+        );
+        s.record(false, Duration::from_secs(60));
+        assert_eq!(
+            s.view().latency_ewma_ms,
+            avg,
+            "failures do not count as latency"
+        );
     }
 }

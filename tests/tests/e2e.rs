@@ -9,6 +9,7 @@ mod e2e {
     mod http;
     mod load;
     mod openai_sdk;
+    mod pipeline;
     mod providers;
     mod reload;
     mod sandbox;

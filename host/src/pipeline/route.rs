@@ -171,6 +171,7 @@ fn ask_router(
             None
         }
         Ok(Ok(decision)) => {
+            let named = decision.order.len();
             let mut seen = vec![false; eligible.len()];
             let order: Vec<usize> = decision
                 .order
@@ -182,7 +183,15 @@ fn ask_router(
                 .shadow
                 .map(|i| i as usize)
                 .filter(|i| *i < eligible.len());
-            Some((order, shadow))
+            if order.is_empty() && named > 0 {
+                // Only indices that do not exist: a broken router, not "none can serve".
+                warn(format!(
+                    "every index of its answer is out of range ({named} given)"
+                ));
+                None
+            } else {
+                Some((order, shadow))
+            }
         }
     };
     ctx.retire(inst);

@@ -133,3 +133,106 @@ fn splitmix64(x: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_sdk::router::DeploymentStats;
+
+    fn candidate(name: &str, latency: f64, error_rate: f64, price: f64, weight: u32) -> Candidate {
+        Candidate {
+            name: name.into(),
+            adapter: "openai".into(),
+            tags: vec![],
+            input_price_per_mtok: price,
+            output_price_per_mtok: price,
+            weight,
+            stats: DeploymentStats {
+                latency_ewma_ms: latency,
+                ttft_ewma_ms: 0.0,
+                error_rate,
+                in_flight: 0,
+                circuit: CircuitState::Closed,
+                requests: 100,
+                rate_limit_headroom: None,
+            },
+        }
+    }
+
+    #[test]
+    fn latency_ranks_fast_and_reliable_first_and_weight_zero_last() {
+        let c = [
+            candidate("slow", 900.0, 0.0, 1.0, 1),
+            candidate("fast", 100.0, 0.0, 1.0, 1),
+            candidate("fast-but-failing", 100.0, 0.5, 1.0, 1),
+            candidate("fallback-only", 1.0, 0.0, 1.0, 0),
+        ];
+        assert_eq!(order(Strategy::Latency, 7, &c), [1, 2, 0, 3]);
+    }
+
+    #[test]
+    fn an_untried_deployment_goes_first_so_it_gets_statistics() {
+        let mut c = [
+            candidate("known", 10.0, 0.0, 1.0, 1),
+            candidate("new", 5000.0, 0.0, 1.0, 1),
+        ];
+        c[1].stats.requests = 0;
+        assert_eq!(order(Strategy::Latency, 1, &c)[0], 1);
+    }
+
+    #[test]
+    fn cost_ranks_cheapest_first_and_a_nonsense_price_last() {
+        let c = [
+            candidate("dear", 10.0, 0.0, 30.0, 1),
+            candidate("nan", 10.0, 0.0, f64::NAN, 1),
+            candidate("cheap", 500.0, 0.0, 0.1, 1),
+        ];
+        assert_eq!(order(Strategy::Cost, 3, &c), [2, 0, 1]);
+    }
+
+    #[test]
+    fn open_circuits_go_last_and_every_candidate_is_listed_once() {
+        let mut c = [
+            candidate("a", 10.0, 0.0, 1.0, 1),
+            candidate("b", 20.0, 0.0, 1.0, 1),
+            candidate("c", 30.0, 0.0, 1.0, 1),
+        ];
+        c[0].stats.circuit = CircuitState::Open;
+        for s in [Strategy::Latency, Strategy::Cost, Strategy::WeightedRandom] {
+            let o = order(s, 11, &c);
+            assert_eq!(o.last(), Some(&0), "{s:?}");
+            let mut sorted = o.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, [0, 1, 2], "{s:?}");
+        }
+    }
+
+    #[test]
+    fn weighted_random_follows_the_weights_and_is_stable_per_seed() {
+        let c = [
+            candidate("heavy", 10.0, 0.0, 1.0, 3),
+            candidate("light", 10.0, 0.0, 1.0, 1),
+        ];
+        let firsts: Vec<u32> = (0..4000)
+            .map(|seed| order(Strategy::WeightedRandom, seed, &c)[0])
+            .collect();
+        let heavy = firsts.iter().filter(|&&i| i == 0).count();
+        // 3:1 weights: 75% ± a wide margin for 4,000 draws.
+        assert!((2800..=3200).contains(&heavy), "{heavy} of 4000");
+        assert_eq!(
+            order(Strategy::WeightedRandom, 42, &c),
+            order(Strategy::WeightedRandom, 42, &c)
+        );
+    }
+
+    #[test]
+    fn config_names_the_strategy_or_says_what_is_wrong() {
+        assert_eq!(Strategy::from_config(""), Ok(Strategy::Latency));
+        assert_eq!(
+            Strategy::from_config(r#"{"strategy":"cost"}"#),
+            Ok(Strategy::Cost)
+        );
+        assert!(Strategy::from_config(r#"{"strategy":"fastest"}"#).is_err());
+        assert!(Strategy::from_config("not json").is_err());
+    }
+}

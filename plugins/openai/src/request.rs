@@ -218,3 +218,95 @@ fn merge_extra(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_sdk::adapter::Deployment;
+
+    fn settings(raw: &str) -> Settings {
+        Settings::parse(&Deployment {
+            name: "d".into(),
+            base_url: "https://api.openai.com/v1".into(),
+            model_id: "gpt-4o-mini".into(),
+            settings: raw.into(),
+        })
+        .expect("settings")
+    }
+
+    fn msg(role: Role, text: &str) -> Message {
+        Message {
+            role,
+            content: vec![ContentPart::Text(text.into())],
+            name: None,
+            tool_calls: vec![],
+            tool_call_id: None,
+            reasoning: None,
+        }
+    }
+
+    fn request(messages: Vec<Message>) -> ChatRequest {
+        ChatRequest {
+            model: "public".into(),
+            messages,
+            tools: vec![],
+            tool_choice: None,
+            parallel_tool_calls: None,
+            response_format: None,
+            sampling: Sampling {
+                temperature: Some(0.5),
+                top_p: None,
+                max_tokens: Some(64),
+                stop: vec!["END".into()],
+                presence_penalty: None,
+                frequency_penalty: None,
+                seed: None,
+                n: None,
+                reasoning_effort: None,
+            },
+            stream: false,
+            user: None,
+            extra: String::new(),
+        }
+    }
+
+    #[test]
+    fn builds_the_chat_completions_body_with_the_deployments_model() {
+        let r = request(vec![msg(Role::System, "be brief"), msg(Role::User, "hi")]);
+        let b = body("gpt-4o-mini", &settings("{}"), r).expect("body");
+        assert_eq!(
+            b,
+            json!({
+                "model": "gpt-4o-mini",
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": "hi"},
+                ],
+                "temperature": 0.5,
+                "max_completion_tokens": 64,
+                "stop": ["END"],
+                "stream": false,
+            })
+        );
+    }
+
+    #[test]
+    fn older_servers_get_max_tokens_and_streams_always_ask_for_usage() {
+        let mut r = request(vec![msg(Role::User, "hi")]);
+        r.stream = true;
+        let b = body("m", &settings(r#"{"max_tokens_field":"max_tokens"}"#), r).expect("body");
+        assert_eq!(b["max_tokens"], 64);
+        assert!(b.get("max_completion_tokens").is_none());
+        assert_eq!(b["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[test]
+    fn extra_fields_pass_through_but_never_override_typed_ones() {
+        let mut r = request(vec![msg(Role::User, "hi")]);
+        r.extra = r#"{"logit_bias":{"42":1},"model":"other","stream":true}"#.into();
+        let b = body("m", &settings("{}"), r).expect("body");
+        assert_eq!(b["logit_bias"], json!({"42": 1}));
+        assert_eq!(b["model"], "m");
+        assert_eq!(b["stream"], false);
+    }
+}

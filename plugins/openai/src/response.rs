@@ -274,3 +274,49 @@ pub(crate) fn unix_seconds(value: Option<&Value>) -> u64 {
 fn saturate(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_completion_and_keeps_unmodelled_fields() {
+        let body = br#"{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini",
+            "system_fingerprint":"fp_1",
+            "choices":[{"index":0,"message":{"role":"assistant","content":"hi","tool_calls":[
+                {"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},
+                "finish_reason":"tool_calls"}],
+            "usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7,
+                "prompt_tokens_details":{"cached_tokens":3}}}"#;
+        let r = parse(200, body).expect("parsed");
+        assert_eq!(
+            (r.id.as_str(), r.model.as_str(), r.created),
+            ("chatcmpl-1", "gpt-4o-mini", 1_700_000_000)
+        );
+        let c = &r.choices[0];
+        assert_eq!(c.finish_reason, Some(FinishReason::ToolCalls));
+        assert_eq!(c.message.tool_calls[0].name, "f");
+        assert_eq!(c.message.tool_calls[0].arguments, r#"{"a":1}"#);
+        let u = r.usage.expect("usage");
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.cached_tokens),
+            (5, 2, 3)
+        );
+        assert!(r.extra.contains("system_fingerprint"));
+    }
+
+    #[test]
+    fn errors_carry_the_providers_message() {
+        let e = parse(
+            429,
+            br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#,
+        )
+        .expect_err("an error");
+        assert!(e.message.contains("Rate limit reached"), "{}", e.message);
+        // Some compatible servers answer 200 with an error body.
+        let e = parse(200, br#"{"error":{"message":"model overloaded"}}"#).expect_err("embedded");
+        assert!(e.message.contains("model overloaded"), "{}", e.message);
+        assert!(parse(200, b"{not json").is_err());
+        assert!(parse(200, br#"{"id":"x"}"#).is_err(), "no choices");
+    }
+}

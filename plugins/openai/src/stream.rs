@@ -166,3 +166,45 @@ fn non_empty(value: Option<&Value>) -> Option<String> {
         .filter(|s| !s.is_empty())
         .map(String::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(data: &str) -> StreamEvent {
+        StreamEvent {
+            event: None,
+            data: data.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn decodes_chunks_until_done_and_ignores_keep_alives() {
+        let mut d = Decoder::new(200);
+        let c = d
+            .decode(event(r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"he"},"finish_reason":null}]}"#))
+            .expect("chunk");
+        assert_eq!(c[0].choices[0].content.as_deref(), Some("he"));
+        assert!(d.decode(event("")).expect("keep-alive").is_empty());
+        let u = d
+            .decode(event(r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#))
+            .expect("usage");
+        assert_eq!(u[0].usage.as_ref().map(|u| u.completion_tokens), Some(2));
+        assert!(d.decode(event("[DONE]")).expect("done").is_empty());
+        assert!(d.finish().expect("clean end").is_empty());
+    }
+
+    #[test]
+    fn a_stream_without_done_or_with_an_error_event_fails() {
+        let mut d = Decoder::new(200);
+        assert!(d.finish().is_err(), "cut before [DONE]");
+        let mut d = Decoder::new(200);
+        let e = d
+            .decode(event(
+                r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+            ))
+            .expect_err("error event");
+        assert!(e.message.contains("overloaded"), "{}", e.message);
+        assert!(Decoder::new(200).decode(event("{cut")).is_err());
+    }
+}

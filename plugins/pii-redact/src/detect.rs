@@ -471,3 +471,67 @@ fn phones(b: &[u8], out: &mut Vec<Span>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redacted(text: &str) -> String {
+        redact(text, Kinds::all()).map_or_else(|| text.to_owned(), |(t, _)| t)
+    }
+
+    #[test]
+    fn each_kind_is_found_and_replaced_by_its_placeholder() {
+        let cases = [
+            (
+                "mail jane.doe@example.com today",
+                "mail [REDACTED:EMAIL] today",
+            ),
+            ("card 4111 1111 1111 1111 ok", "card [REDACTED:CARD] ok"),
+            ("card 4111-1111-1111-1111.", "card [REDACTED:CARD]."),
+            ("ssn 123-45-6789 here", "ssn [REDACTED:SSN] here"),
+            (
+                "iban GB82 WEST 1234 5698 7654 32 end",
+                "iban [REDACTED:IBAN] end",
+            ),
+            ("call +1 (415) 555-2671 now", "call [REDACTED:PHONE] now"),
+            ("call +44 (0)20 7946 0958", "call [REDACTED:PHONE]"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redacted(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn look_alikes_are_left_alone() {
+        for text in [
+            "no pii in this sentence at all",
+            "card 4111 1111 1111 1112 fails Luhn",
+            "iban GB83 WEST 1234 5698 7654 32 fails mod 97",
+            "version 123-45-67890 is longer than an SSN",
+            "order A123-45-6789 is part of a word",
+            "+1 555 is too short for a phone number",
+            "user@ alone is not an address",
+        ] {
+            assert_eq!(redact(text, Kinds::all()), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn only_the_wanted_kinds_are_redacted_and_the_found_ones_reported() {
+        let text = "jo@example.com paid with 4111 1111 1111 1111";
+        let (out, found) = redact(text, Kinds::default().with(Kind::Email)).expect("an e-mail");
+        assert_eq!(out, "[REDACTED:EMAIL] paid with 4111 1111 1111 1111");
+        assert!(found.contains(Kind::Email) && !found.contains(Kind::Card));
+        let (_, found) = redact(text, Kinds::all()).expect("both");
+        assert!(found.contains(Kind::Email) && found.contains(Kind::Card));
+    }
+
+    #[test]
+    fn overlapping_finds_keep_the_earlier_longer_one() {
+        let spans = find("x 4111111111111111 y", Kinds::all());
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].kind, Kind::Card);
+        assert_eq!((spans[0].start, spans[0].end), (2, 18));
+    }
+}

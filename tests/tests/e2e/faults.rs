@@ -12,8 +12,9 @@ async fn gateway_with_hostile_filter(m: &MockUpstream) -> anyhow::Result<TestGat
             ("openai.wasm", plugin("openai")),
             ("hostile.wasm", fixture("fx-hostile")),
         ],
+        // Printing 10,000 lines takes a while in a debug build on a busy machine.
         &format!(
-            "{}[models.demo]\ndeployments = [\"primary\"]\nfilters = [\"hostile\"]\n",
+            "[plugins.hostile]\ncall_timeout = \"10s\"\n{}[models.demo]\ndeployments = [\"primary\"]\nfilters = [\"hostile\"]\n",
             openai_deployment("primary", &format!("http://{}/v1", m.addr), "mock-echo", "")
         ),
     )

@@ -45,39 +45,50 @@ fn chat(model: &str, text: &str) -> serde_json::Value {
     ]})
 }
 
+/// Every phase leaves a trace: the filter redacts the e-mail before the upstream sees it,
+/// and the router (cheapest first) picks the second deployment in config order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_streaming_completion_through_filter_router_and_adapter() -> anyhow::Result<()> {
     let m = mock().await?;
     let base = format!("http://{}/v1", m.addr);
     let gw = gateway(&format!(
-        "{}[models.demo]\ndeployments = [\"primary\"]\nrouter = \"balanced\"\nfilters = [\"pii-redact\"]\n",
-        deployment("primary", &base, "mock-echo", "")
+        "[plugins.balanced]\nconfig = {{ strategy = \"cost\" }}\n{}{}[models.demo]\ndeployments = [\"pricey\", \"primary\"]\nrouter = \"balanced\"\nfilters = [\"pii-redact\"]\n",
+        deployment("pricey", &base, "mock-echo", "input_price = 30.0\noutput_price = 60.0"),
+        deployment("primary", &base, "mock-echo", "input_price = 0.1\noutput_price = 0.2"),
     ))
     .await?;
     let (status, headers, body) = post_json(
         gw.gw.addr,
         "/v1/chat/completions",
-        &chat("demo", "hello there"),
+        &chat("demo", "hello there, I am jo@example.com"),
     )
     .await?;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let v: serde_json::Value = serde_json::from_slice(&body)?;
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
-    assert_eq!(v["choices"][0]["message"]["content"], "echo: hello there");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "echo: hello there, I am [REDACTED:EMAIL]"
+    );
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     assert!(v["usage"]["prompt_tokens"].as_u64().is_some_and(|n| n > 0));
-    assert_eq!(headers["x-switchyard-deployment"], "primary");
+    assert_eq!(
+        headers["x-switchyard-deployment"], "primary",
+        "the router's choice"
+    );
+    assert_eq!(headers["x-switchyard-attempts"], "1");
     assert!(headers.contains_key("x-request-id"));
     let overhead: u64 = headers["x-switchyard-overhead-us"].to_str()?.parse()?;
     assert!(overhead > 0 && overhead < 5_000_000);
-    // The upstream got the provider's model id and an OpenAI-shaped body.
+    // The upstream got the provider's model id and an OpenAI-shaped, redacted body.
     let sent = m.requests();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].path, "/v1/chat/completions");
     let up: serde_json::Value = serde_json::from_slice(&sent[0].body)?;
     assert_eq!(up["model"], "mock-echo");
     assert_eq!(up["messages"][0]["role"], "system");
+    assert!(!String::from_utf8_lossy(&sent[0].body).contains("jo@example.com"));
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use switchyard::plugins::inspect::InspectError;
 use switchyard::plugins::loader::PluginPolicy;
 use switchyard::plugins::{LoadError, Loader, PluginKind, PluginName};
 use switchyard::sandbox::{Sandbox, SandboxSettings};
-use switchyard_tests::{fixture, request};
+use switchyard_tests::{fixture, plugin, request};
 
 fn loader() -> Loader {
     let sandbox = Sandbox::new(SandboxSettings {
@@ -22,11 +22,12 @@ fn name(s: &str) -> PluginName {
 #[test]
 fn adapter_router_and_filter_load_with_kind_and_version_from_exports() {
     let l = loader();
-    for (file, kind) in [
-        ("fx-echo", PluginKind::Adapter),
-        ("fx-hostile", PluginKind::Filter),
+    for (path, file, kind) in [
+        (fixture("fx-echo"), "fx-echo", PluginKind::Adapter),
+        (plugin("balanced"), "balanced", PluginKind::Router),
+        (fixture("fx-hostile"), "fx-hostile", PluginKind::Filter),
     ] {
-        let bytes = std::fs::read(fixture(file)).expect("read");
+        let bytes = std::fs::read(path).expect("read");
         let p = l.load(name(file), &bytes).expect(file);
         assert_eq!(p.kind, kind, "{file}");
         assert_eq!(p.wit_version, "0.1.0");

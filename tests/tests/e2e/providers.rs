@@ -13,6 +13,7 @@ const KEY: &str = "provider-test-key-0123";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Provider {
+    OpenAi,
     Anthropic,
     Gemini,
 }
@@ -20,8 +21,17 @@ enum Provider {
 impl Provider {
     fn adapter(self) -> &'static str {
         match self {
+            Provider::OpenAi => "openai",
             Provider::Anthropic => "anthropic",
             Provider::Gemini => "gemini",
+        }
+    }
+
+    /// The deployment's `base_url` on the mock: OpenAI's includes the `/v1`.
+    fn base_url(self, mock: &MockUpstream) -> String {
+        match self {
+            Provider::OpenAi => format!("{}/v1", mock.url()),
+            _ => mock.url(),
         }
     }
 }
@@ -45,7 +55,7 @@ impl Setup {
             toml.push_str(&format!(
                 "[deployments.{name}]\nadapter = \"{}\"\nbase_url = \"{}\"\nmodel = \"{model}\"\napi_key = \"file:{}\"\n",
                 p.adapter(),
-                mock.url(),
+                p.base_url(&mock),
                 key_file.display()
             ));
         }
@@ -141,10 +151,18 @@ fn with_tool(mut body: Value) -> Value {
     body
 }
 
-/// Each behaviour as one test per provider: `providers::anthropic::NAME` and
-/// `providers::gemini::NAME`.
+/// Each behaviour as one test per provider: `providers::openai::NAME`,
+/// `providers::anthropic::NAME` and `providers::gemini::NAME`.
 macro_rules! per_provider {
     ($($name:ident),* $(,)?) => {
+        mod openai {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name(super::Provider::OpenAi).await
+                }
+            )*
+        }
         mod anthropic {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,6 +278,13 @@ async fn tool_call_comes_back_with_id_name_and_arguments(p: Provider) -> anyhow:
     // The forced function and the parallel-call switch reached the provider.
     let (_, up) = s.sent()?;
     match p {
+        Provider::OpenAi => {
+            assert_eq!(
+                up["tool_choice"],
+                json!({"type": "function", "function": {"name": "lookup"}})
+            );
+            assert_eq!(up["parallel_tool_calls"], false);
+        }
         Provider::Anthropic => assert_eq!(
             up["tool_choice"],
             json!({"type": "tool", "name": "lookup", "disable_parallel_tool_use": true})
@@ -403,9 +428,29 @@ async fn upstream_request_has_the_providers_shape(p: Provider) -> anyhow::Result
     let (r, up) = s.sent()?;
     assert_eq!(r.method, "POST");
     assert_eq!(r.header("content-type"), Some("application/json"));
-    assert!(r.header("authorization").is_none());
     assert!(!String::from_utf8_lossy(&r.body).contains(KEY));
+    if p != Provider::OpenAi {
+        assert!(r.header("authorization").is_none());
+    }
     match p {
+        Provider::OpenAi => {
+            assert_eq!(r.path, "/v1/chat/completions");
+            let bearer = format!("Bearer {KEY}");
+            assert_eq!(r.header("authorization"), Some(bearer.as_str()));
+            assert_eq!(up["model"], "mock-echo");
+            assert_eq!(
+                up["messages"],
+                json!([
+                    {"role": "system", "content": "You are terse."},
+                    {"role": "user", "content": "hello there"},
+                ])
+            );
+            assert_eq!(up["stream"], false);
+            assert!(
+                up.get("max_completion_tokens").is_none(),
+                "no limit was asked"
+            );
+        }
         Provider::Anthropic => {
             assert_eq!(r.path, "/v1/messages");
             assert_eq!(r.header("anthropic-version"), Some("2023-06-01"));
@@ -443,6 +488,14 @@ async fn upstream_request_has_the_providers_shape(p: Provider) -> anyhow::Result
     s.stream(&req).await?;
     let (r, up) = s.sent()?;
     match p {
+        Provider::OpenAi => {
+            assert_eq!(r.path, "/v1/chat/completions");
+            assert_eq!(up["stream"], true);
+            assert_eq!(up["stream_options"], json!({"include_usage": true}));
+            assert_eq!(up["max_completion_tokens"], 100);
+            assert_eq!(up["temperature"], 0.5);
+            assert_eq!(up["stop"], json!(["END"]));
+        }
         Provider::Anthropic => {
             assert_eq!(r.path, "/v1/messages");
             assert_eq!(up["stream"], true);
@@ -481,6 +534,25 @@ async fn tool_results_reach_the_upstream_in_the_providers_shape(p: Provider) -> 
     assert_eq!(v["choices"][0]["message"]["content"], "echo: find cats");
     let (_, up) = s.sent()?;
     match p {
+        Provider::OpenAi => {
+            assert_eq!(
+                up["messages"],
+                json!([
+                    {"role": "system", "content": "You are terse."},
+                    {"role": "user", "content": "find cats"},
+                    {"role": "assistant", "content": null, "tool_calls": [{
+                        "id": "call_1", "type": "function",
+                        "function": {"name": "lookup", "arguments": "{\"query\":\"cats\"}"},
+                    }]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": "{\"found\":3}"},
+                ])
+            );
+            assert_eq!(up["tools"][0]["function"]["name"], "lookup");
+            assert_eq!(
+                up["tools"][0]["function"]["parameters"]["required"],
+                json!(["query"])
+            );
+        }
         Provider::Anthropic => {
             assert_eq!(
                 up["messages"],

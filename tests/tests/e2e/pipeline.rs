@@ -1,0 +1,179 @@
+//! The pipeline's promises (ARCHITECTURE.md), one test each: a denied request never
+//! reaches the upstream; a failing filter fails closed or, if so configured, open; a
+//! failing router falls back to the config's order; an open circuit is tried last; an
+//! oversized body is a 413.
+
+use switchyard_mock_upstream::MockUpstream;
+use switchyard_tests::{TestGateway, chat_body, fixture, openai_deployment, plugin, post_json};
+
+async fn mock() -> anyhow::Result<MockUpstream> {
+    Ok(MockUpstream::start("127.0.0.1:0".parse()?).await?)
+}
+
+async fn gateway(toml: &str) -> anyhow::Result<TestGateway> {
+    TestGateway::start(
+        &[
+            ("openai.wasm", plugin("openai")),
+            ("hostile.wasm", fixture("fx-hostile")),
+        ],
+        toml,
+    )
+    .await
+}
+
+fn base(m: &MockUpstream) -> String {
+    format!("http://{}/v1", m.addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_request_never_reaches_the_upstream() -> anyhow::Result<()> {
+    let m = mock().await?;
+    let gw = gateway(&format!(
+        "{}[models.demo]\ndeployments = [\"a\"]\nfilters = [\"hostile\"]\n",
+        openai_deployment("a", &base(&m), "mock-echo", "")
+    ))
+    .await?;
+    // The fixture denies `config` with status 418 and code `observed`.
+    let (status, _, body) = post_json(
+        gw.gw.addr,
+        "/v1/chat/completions",
+        &chat_body("demo", "config"),
+    )
+    .await?;
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    assert_eq!(status, 418, "{v}");
+    assert_eq!(v["error"]["code"], "observed");
+    assert!(m.requests().is_empty(), "zero upstream requests");
+    // The same filter allows other text: the upstream is reachable.
+    let (status, _, _) = post_json(
+        gw.gw.addr,
+        "/v1/chat/completions",
+        &chat_body("demo", "hello"),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    assert_eq!(m.requests().len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_filter_fails_closed_by_default_and_open_when_configured() -> anyhow::Result<()> {
+    let m = mock().await?;
+    let gw = gateway(&format!(
+        "{}[models.closed]\ndeployments = [\"a\"]\nfilters = [\"hostile\"]\n[models.open]\ndeployments = [\"a\"]\nfilters = [\"hostile\"]\nfilter_failure = \"open\"\n",
+        openai_deployment("a", &base(&m), "mock-echo", "")
+    ))
+    .await?;
+    let (status, _, body) = post_json(
+        gw.gw.addr,
+        "/v1/chat/completions",
+        &chat_body("closed", "trap"),
+    )
+    .await?;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(m.requests().is_empty(), "fail-closed sends nothing");
+    let (status, _, body) = post_json(
+        gw.gw.addr,
+        "/v1/chat/completions",
+        &chat_body("open", "trap"),
+    )
+    .await?;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        m.requests().len(),
+        1,
+        "fail-open skips the filter and sends"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_router_falls_back_to_the_configs_order() -> anyhow::Result<()> {
+    let m = mock().await?;
+    let mut toml = format!(
+        "{}{}",
+        openai_deployment("first", &base(&m), "mock-echo", ""),
+        openai_deployment("second", &base(&m), "mock-echo", ""),
+    );
+    // The fixture picks its behaviour from the public model name.
+    for model in ["works", "trap", "loop", "error", "out-of-range"] {
+        toml.push_str(&format!(
+            "[models.{model}]\ndeployments = [\"first\", \"second\"]\nrouter = \"router-fault\"\n"
+        ));
+    }
+    let gw = TestGateway::start(
+        &[
+            ("openai.wasm", plugin("openai")),
+            ("router-fault.wasm", fixture("fx-router-fault")),
+        ],
+        &toml,
+    )
+    .await?;
+    // A working router's answer is used: reverse order.
+    let (status, headers, _) = post_json(
+        gw.gw.addr,
+        "/v1/chat/completions",
+        &chat_body("works", "hi"),
+    )
+    .await?;
+    assert_eq!(
+        (status, headers["x-switchyard-deployment"].to_str()?),
+        (200, "second")
+    );
+    for model in ["trap", "loop", "error", "out-of-range"] {
+        let (status, headers, body) =
+            post_json(gw.gw.addr, "/v1/chat/completions", &chat_body(model, "hi")).await?;
+        assert_eq!(status, 200, "{model}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(headers["x-switchyard-deployment"], "first", "{model}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_circuit_is_tried_last() -> anyhow::Result<()> {
+    let m = mock().await?;
+    let gw = gateway(&format!(
+        "{}{}[models.demo]\ndeployments = [\"flaky\", \"good\"]\n",
+        openai_deployment("flaky", &base(&m), "mock-status-500", ""),
+        openai_deployment("good", &base(&m), "mock-echo", ""),
+    ))
+    .await?;
+    // Five consecutive failures open `flaky`'s circuit; each request falls back.
+    for _ in 0..5 {
+        let (status, headers, _) =
+            post_json(gw.gw.addr, "/v1/chat/completions", &chat_body("demo", "hi")).await?;
+        assert_eq!(
+            (status, headers["x-switchyard-attempts"].to_str()?),
+            (200, "2")
+        );
+    }
+    m.clear();
+    let (status, headers, _) =
+        post_json(gw.gw.addr, "/v1/chat/completions", &chat_body("demo", "hi")).await?;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-switchyard-deployment"], "good");
+    assert_eq!(
+        headers["x-switchyard-attempts"], "1",
+        "the open circuit went last"
+    );
+    assert_eq!(m.requests().len(), 1, "flaky was not asked");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_a_413() -> anyhow::Result<()> {
+    let m = mock().await?;
+    let gw = gateway(&format!(
+        "{}[models.demo]\ndeployments = [\"a\"]\n",
+        openai_deployment("a", &base(&m), "mock-echo", "")
+    ))
+    .await?;
+    let big = "x".repeat(9 << 20);
+    let (status, _, body) =
+        post_json(gw.gw.addr, "/v1/chat/completions", &chat_body("demo", &big)).await?;
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    assert_eq!(status, 413, "{v}");
+    assert_eq!(v["error"]["code"], "request_too_large");
+    assert!(m.requests().is_empty());
+    Ok(())
+}
