@@ -16,6 +16,10 @@ if [ ! -x target/pyenv/bin/python ]; then
 fi
 target/pyenv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
+step "the official openai Node SDK (tests/node/node_modules)"
+command -v node >/dev/null 2>&1 || { echo "node (20 or newer) is required for the Node SDK tests" >&2; exit 1; }
+npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+
 step "build plugins and fixtures (wasm32-wasip2)"
 bash scripts/build-plugins.sh
 

@@ -8,14 +8,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use switchyard::canonical::{Caller, ChatRequest, ContentPart, Header, Message, Role, Sampling};
 use switchyard::plugins::loader::PluginPolicy;
 use switchyard::plugins::{LoadedPlugin, Loader, PluginName};
 use switchyard::sandbox::adapter_api::{Deployment, UpstreamResponse};
 use switchyard::sandbox::filter_api::RequestContext;
 use switchyard::sandbox::router_api::{Candidate, CircuitState, DeploymentStats, RouteRequest};
-use switchyard::sandbox::types::{
-    Caller, ChatRequest, ContentPart, Header, Message, Role, Sampling,
-};
 use switchyard::sandbox::{Sandbox, SandboxSettings};
 
 fn plugin(loader: &Loader, name: &str) -> LoadedPlugin {

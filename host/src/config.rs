@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub mod watch;
-
 use crate::plugins::PluginName;
 use crate::plugins::loader::{PluginPolicy, PluginSettings};
 use crate::sandbox::{Limits, SandboxSettings};
@@ -107,12 +105,51 @@ struct RawServer {
     listen: Option<String>,
 }
 
+/// Per-plugin limits, as `[sandbox]` (defaults) and `[plugins.NAME]` (overrides) spell
+/// them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSandbox {
+struct RawLimits {
     call_timeout: Option<String>,
     memory_limit: Option<String>,
     output_limit: Option<String>,
+}
+
+impl RawLimits {
+    /// Applies the limits that are set over `limits`, naming keys under `section`;
+    /// says whether any was set.
+    fn apply(
+        &self,
+        section: &str,
+        limits: &mut Limits,
+        max_memory: usize,
+    ) -> Result<bool, ConfigError> {
+        if let Some(v) = &self.call_timeout {
+            limits.call_timeout = duration(&format!("{section}.call_timeout"), v)?;
+        }
+        if let Some(v) = &self.memory_limit {
+            limits.memory_bytes = size(&format!("{section}.memory_limit"), v)?;
+        }
+        if limits.memory_bytes > max_memory {
+            return Err(invalid(
+                format!("{section}.memory_limit"),
+                "is larger than sandbox.max_memory",
+            ));
+        }
+        if let Some(v) = &self.output_limit {
+            limits.output_bytes = size(&format!("{section}.output_limit"), v)?;
+        }
+        Ok(self.call_timeout.is_some()
+            || self.memory_limit.is_some()
+            || self.output_limit.is_some())
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSandbox {
+    #[serde(flatten)]
+    limits: RawLimits,
     max_instances: Option<u32>,
     max_memory: Option<String>,
 }
@@ -120,9 +157,8 @@ struct RawSandbox {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPlugin {
-    call_timeout: Option<String>,
-    memory_limit: Option<String>,
-    output_limit: Option<String>,
+    #[serde(flatten)]
+    limits: RawLimits,
     config: Option<toml::Table>,
 }
 
@@ -181,6 +217,15 @@ pub struct Timeouts {
     pub idle: Duration,
     /// The whole call, streaming included.
     pub total: Duration,
+}
+
+impl Timeouts {
+    /// How long a stream may wait for its next body frame: the first-byte or idle
+    /// timeout, whichever applies, but never past the call's total.
+    pub fn next_wait(&self, started: std::time::Instant, first: bool) -> Duration {
+        let per_read = if first { self.first_byte } else { self.idle };
+        per_read.min(self.total.saturating_sub(started.elapsed()))
+    }
 }
 
 impl Default for Timeouts {
@@ -276,17 +321,7 @@ impl Config {
             )
         })?;
 
-        let mut defaults = Limits::default();
         let s = &raw.sandbox;
-        if let Some(v) = &s.call_timeout {
-            defaults.call_timeout = duration("sandbox.call_timeout", v)?;
-        }
-        if let Some(v) = &s.memory_limit {
-            defaults.memory_bytes = size("sandbox.memory_limit", v)?;
-        }
-        if let Some(v) = &s.output_limit {
-            defaults.output_bytes = size("sandbox.output_limit", v)?;
-        }
         let mut sandbox = SandboxSettings::default();
         if let Some(n) = s.max_instances {
             if n == 0 {
@@ -297,12 +332,9 @@ impl Config {
         if let Some(v) = &s.max_memory {
             sandbox.max_memory_bytes = size("sandbox.max_memory", v)?;
         }
-        if defaults.memory_bytes > sandbox.max_memory_bytes {
-            return Err(invalid(
-                "sandbox.memory_limit",
-                "is larger than sandbox.max_memory",
-            ));
-        }
+        let mut defaults = Limits::default();
+        s.limits
+            .apply("sandbox", &mut defaults, sandbox.max_memory_bytes)?;
 
         let mut plugins_dir = PathBuf::from(DEFAULT_PLUGINS_DIR);
         let mut cache_dir = None;
@@ -550,25 +582,9 @@ fn plugin_settings(
     sandbox: &SandboxSettings,
 ) -> Result<PluginSettings, ConfigError> {
     let mut limits = defaults.clone();
-    let mut changed = false;
-    if let Some(v) = &raw.call_timeout {
-        limits.call_timeout = duration(&format!("{key}.call_timeout"), v)?;
-        changed = true;
-    }
-    if let Some(v) = &raw.memory_limit {
-        limits.memory_bytes = size(&format!("{key}.memory_limit"), v)?;
-        if limits.memory_bytes > sandbox.max_memory_bytes {
-            return Err(invalid(
-                format!("{key}.memory_limit"),
-                "is larger than sandbox.max_memory",
-            ));
-        }
-        changed = true;
-    }
-    if let Some(v) = &raw.output_limit {
-        limits.output_bytes = size(&format!("{key}.output_limit"), v)?;
-        changed = true;
-    }
+    let changed = raw
+        .limits
+        .apply(key, &mut limits, sandbox.max_memory_bytes)?;
     let config_json = raw
         .config
         .map(|t| serde_json::to_string(&t))
@@ -757,5 +773,22 @@ mod tests {
         assert!(e.starts_with("server.listen:"), "{e}");
         let e = parse("[serverr]\n").unwrap_err().to_string();
         assert!(e.contains("serverr"), "{e}");
+        // Typos in the limit tables, which share their limit keys.
+        let e = parse("[sandbox]\ncall_timeot = \"1s\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("call_timeot"), "{e}");
+        let e = parse("[plugins.ok]\ncall_timeot = \"1s\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("call_timeot"), "{e}");
+        let e = parse("[sandbox]\nmemory_limit = \"2GiB\"\nmax_memory = \"1GiB\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("sandbox.memory_limit:"), "{e}");
+        let e = parse("[plugins.ok]\nmemory_limit = \"2GiB\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("plugins.ok.memory_limit:"), "{e}");
     }
 }

@@ -18,37 +18,20 @@ pub mod stream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, Model};
+use crate::canonical::{Caller, ChatRequest, ChatResponse};
+use crate::config::Model;
 use crate::error::GatewayError;
+use crate::live::Live;
 use crate::plugins::Snapshot;
-use crate::sandbox::types::{Caller, ChatRequest, ChatResponse};
-use crate::stats::Stats;
 use crate::upstream::Client;
 
-pub use dispatch::Served;
 pub use stream::LiveStream;
 
-/// The config generation a request runs against, with the statistics for its
-/// deployments. Swapped as a whole on config reload.
-pub struct Live {
-    pub config: Arc<Config>,
-    pub stats: Stats,
-    /// Increases with every applied config.
-    pub generation: u64,
-}
-
-impl Live {
-    pub fn new(config: Arc<Config>, previous: Option<&Live>) -> Live {
-        let stats = Stats::carry_over(
-            previous.map(|p| &p.stats),
-            config.deployments.keys().map(String::as_str),
-        );
-        Live {
-            config,
-            stats,
-            generation: previous.map_or(1, |p| p.generation + 1),
-        }
-    }
+/// Which deployment served a request, and after how many attempts.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub deployment: String,
+    pub attempts: u32,
 }
 
 /// Everything a request carries through the pipeline.
@@ -71,6 +54,47 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    #[allow(clippy::too_many_arguments)] // Every field a request starts with; no defaults.
+    pub fn new(
+        request_id: String,
+        caller: Caller,
+        client_key: Option<Arc<str>>,
+        model: Arc<Model>,
+        plugins: Arc<Snapshot>,
+        live: Arc<Live>,
+        client: Client,
+        started: Instant,
+    ) -> RequestCtx {
+        RequestCtx {
+            request_id,
+            caller,
+            client_key,
+            model,
+            plugins,
+            live,
+            client,
+            started,
+            upstream_time: Duration::ZERO,
+            billed: false,
+            retired: Vec::new(),
+        }
+    }
+
+    /// A context for a side call of this request (a shadow deployment's copy): same
+    /// caller, model, plugins and config generation, its own clock and billing.
+    pub fn fork(&self) -> RequestCtx {
+        RequestCtx::new(
+            self.request_id.clone(),
+            self.caller.clone(),
+            self.client_key.clone(),
+            self.model.clone(),
+            self.plugins.clone(),
+            self.live.clone(),
+            self.client.clone(),
+            Instant::now(),
+        )
+    }
+
     /// The secrets to remove from what deployment `d` sends back.
     pub fn scrub_for(&self, d: &crate::config::Deployment) -> crate::upstream::scrub::Scrub {
         let key = match &d.api_key {

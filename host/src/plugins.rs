@@ -27,8 +27,25 @@ pub use inspect::{Inspection, PluginKind};
 pub use loader::{LoadError, Loader};
 pub use registry::{PluginStatus, Registry, Snapshot};
 
-/// The WIT package versions this host can load, newest first.
-pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
+/// The WIT package versions this host has bindings for, newest first.
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &[crate::sandbox::wit::latest::VERSION];
+
+/// The supported version a plugin's WIT version loads as, if any. Semver-compatible
+/// versions are accepted as wasmtime's export lookup matches them: same major, and for
+/// 0.x the same minor (`0.1.3` loads as `0.1.0`), so a patch release may add host
+/// imports marked `@since` without breaking plugins; new exports need a new minor.
+pub fn compatible_wit_version(version: &str) -> Option<&'static str> {
+    let parse = |v: &str| -> Option<(u64, u64, u64)> {
+        let mut it = v.split('.').map(|p| p.parse::<u64>().ok());
+        let t = (it.next()??, it.next()??, it.next()??);
+        it.next().is_none().then_some(t)
+    };
+    let (major, minor, _) = parse(version)?;
+    SUPPORTED_WIT_VERSIONS
+        .iter()
+        .copied()
+        .find(|s| parse(s).is_some_and(|(m, n, _)| m == major && (major > 0 || n == minor)))
+}
 
 /// A plugin's name: its file stem, kebab-case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

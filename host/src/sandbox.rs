@@ -6,20 +6,20 @@
 //! denied: no preopened directories, no environment, no sockets. Guest stdout/stderr are
 //! captured, bounded, and logged under the plugin's name.
 
-mod bindings;
 mod engine;
 mod guest_io;
 mod instance;
 mod output;
 pub(crate) mod store;
+pub mod wit;
 
-pub use bindings::adapter::exports::switchyard::plugin::adapter as adapter_api;
-pub use bindings::filter::exports::switchyard::plugin::filter as filter_api;
-pub use bindings::router::exports::switchyard::plugin::router as router_api;
-pub use bindings::types;
 pub use engine::{Sandbox, SandboxSettings};
 pub use instance::{AdapterInstance, FilterInstance, RouterInstance, StreamHandle};
 pub(crate) use instance::{AdapterPre, FilterPre, RouterPre};
+pub use wit::latest::adapter::exports::switchyard::plugin::adapter as adapter_api;
+pub use wit::latest::filter::exports::switchyard::plugin::filter as filter_api;
+pub use wit::latest::router::exports::switchyard::plugin::router as router_api;
+pub use wit::latest::types;
 
 use std::time::Duration;
 

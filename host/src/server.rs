@@ -34,7 +34,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::error::GatewayError;
-use crate::pipeline::Live;
+use crate::live::Live;
 use crate::plugins::Registry;
 use crate::upstream::Client;
 

@@ -181,9 +181,19 @@ impl Drop for CallGuard {
 
 /// Statistics for every deployment, by name. Built once per config generation; entries
 /// for deployments that survive a reload are carried over.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
     by_name: HashMap<String, Arc<DeploymentStats>>,
+    /// Stands in for a name outside this generation. Cannot happen for a deployment of
+    /// the generation's own config (every one has an entry); this keeps the call path
+    /// free of an "impossible" error branch.
+    detached: Arc<DeploymentStats>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::carry_over(None, std::iter::empty())
+    }
 }
 
 impl Stats {
@@ -198,11 +208,19 @@ impl Stats {
                 (n.to_owned(), s)
             })
             .collect();
-        Stats { by_name }
+        Stats {
+            by_name,
+            detached: Arc::new(DeploymentStats::new(epoch)),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<DeploymentStats>> {
         self.by_name.get(name)
+    }
+
+    /// Starts timing a call to deployment `name`.
+    pub fn start(&self, name: &str) -> CallGuard {
+        self.by_name.get(name).unwrap_or(&self.detached).start()
     }
 }
 

@@ -255,11 +255,11 @@ mod tests {
             method: "POST".into(),
             path: path.into(),
             headers: vec![
-                crate::sandbox::types::Header {
+                crate::canonical::Header {
                     name: "Authorization".into(),
                     value: b"Bearer stolen".to_vec(),
                 },
-                crate::sandbox::types::Header {
+                crate::canonical::Header {
                     name: "x-extra".into(),
                     value: b"1".to_vec(),
                 },

@@ -9,10 +9,10 @@ use anyhow::{Context, bail};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use switchyard::cli::Gateway;
+use switchyard::canonical::{ChatRequest, ContentPart, Message, Role, Sampling};
 use switchyard::config::Config;
+use switchyard::gateway::Gateway;
 use switchyard::plugins::Snapshot;
-use switchyard::sandbox::types::{ChatRequest, ContentPart, Message, Role, Sampling};
 
 /// The repository root.
 pub fn root() -> PathBuf {

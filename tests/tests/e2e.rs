@@ -8,6 +8,7 @@ mod e2e {
     mod gateway;
     mod http;
     mod load;
+    mod openai_node;
     mod openai_sdk;
     mod pipeline;
     mod providers;

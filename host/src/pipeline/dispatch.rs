@@ -4,30 +4,23 @@
 //! for the next one; the client only sees which one served it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hyper::body::Incoming;
 
+use crate::canonical::{ChatRequest, ChatResponse, ErrorKind, Header, PluginError};
 use crate::config::Deployment;
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::sandbox::AdapterInstance;
 use crate::sandbox::adapter_api::{self, StreamFraming, UpstreamResponse};
-use crate::sandbox::types::{ChatRequest, ChatResponse, ErrorKind, Header, PluginError};
 use crate::stats::CallGuard;
 use crate::upstream::{UpstreamError, framing, read_body};
 
-use super::RequestCtx;
 use super::stream::LiveStream;
+use super::{RequestCtx, Served};
 
 /// Largest non-streamed upstream body accepted.
 const MAX_BODY: usize = 32 << 20;
-
-/// Which deployment served a request, and after how many attempts.
-#[derive(Debug, Clone)]
-pub struct Served {
-    pub deployment: String,
-    pub attempts: u32,
-}
 
 pub(super) fn wit_deployment(d: &Deployment) -> adapter_api::Deployment {
     adapter_api::Deployment {
@@ -229,21 +222,13 @@ async fn attempt_complete(
     ctx: &mut RequestCtx,
     mut p: Prepared,
 ) -> Result<Attempt<ChatResponse>, GatewayError> {
-    let stats = ctx.live.stats.get(&p.deployment.name).cloned();
-    let guard = stats.as_ref().map(|s| s.start());
+    let guard = ctx.live.stats.start(&p.deployment.name);
     let resp = match send(ctx, &p.deployment, &p.request).await {
         Ok(r) => r,
         Err(e) => {
-            if let Some(g) = guard {
-                g.failed();
-            }
+            guard.failed();
             return Ok(Attempt::Next(transport(&p.deployment, e)));
         }
-    };
-    let Some(guard) = guard else {
-        return Err(GatewayError::Internal(
-            "deployment statistics missing".into(),
-        ));
     };
     if !resp.status().is_success() {
         return upstream_error(ctx, &mut p, resp, guard)
@@ -333,19 +318,7 @@ pub(super) async fn first_success(
 /// router's shadow deployment: to evaluate a deployment on real traffic). Its outcome
 /// still feeds that deployment's statistics.
 pub(super) fn mirror(ctx: &RequestCtx, d: Arc<Deployment>, req: &ChatRequest) {
-    let mut shadow = RequestCtx {
-        request_id: ctx.request_id.clone(),
-        caller: ctx.caller.clone(),
-        client_key: ctx.client_key.clone(),
-        model: ctx.model.clone(),
-        plugins: ctx.plugins.clone(),
-        live: ctx.live.clone(),
-        client: ctx.client.clone(),
-        started: Instant::now(),
-        upstream_time: Duration::ZERO,
-        billed: false,
-        retired: Vec::new(),
-    };
+    let mut shadow = ctx.fork();
     let mut req = req.clone();
     req.stream = false;
     tokio::spawn(async move {
@@ -383,12 +356,7 @@ pub(super) async fn first_stream(
                 continue;
             }
         };
-        let stats = ctx.live.stats.get(&d.name).cloned();
-        let Some(guard) = stats.as_ref().map(|s| s.start()) else {
-            return Err(GatewayError::Internal(
-                "deployment statistics missing".into(),
-            ));
-        };
+        let guard = ctx.live.stats.start(&d.name);
         let resp = match send(ctx, &p.deployment, &p.request).await {
             Ok(r) => r,
             Err(e) => {
@@ -451,14 +419,4 @@ pub(super) async fn first_stream(
         failures,
         billed: ctx.billed,
     })
-}
-
-/// Used by streams: how long to wait for the next body frame.
-pub(super) fn next_wait(d: &Deployment, started: Instant, first: bool) -> Duration {
-    let per_read = if first {
-        d.timeouts.first_byte
-    } else {
-        d.timeouts.idle
-    };
-    per_read.min(d.timeouts.total.saturating_sub(started.elapsed()))
 }

@@ -4,11 +4,11 @@
 //! A filter that faults or is missing fails closed (503) unless the model says
 //! `filter_failure = "open"`.
 
+use crate::canonical::{ChatRequest, ChatResponse};
 use crate::config::FilterFailure;
 use crate::error::GatewayError;
 use crate::sandbox::FilterInstance;
 use crate::sandbox::filter_api::{RequestContext, RequestVerdict, ResponseVerdict};
-use crate::sandbox::types::{ChatRequest, ChatResponse};
 
 use super::RequestCtx;
 

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
+use crate::canonical::{ChatRequest, ContentPart};
 use crate::config::Deployment;
 use crate::error::GatewayError;
 use crate::sandbox::router_api::{Candidate, CircuitState, DeploymentStats, RouteRequest};
-use crate::sandbox::types::{ChatRequest, ContentPart};
 use crate::stats::{Circuit, StatsView};
 
 use super::RequestCtx;

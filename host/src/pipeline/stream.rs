@@ -12,18 +12,18 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use crate::canonical::ChatChunk;
 use crate::config::{Deployment, FilterFailure};
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::sandbox::adapter_api::StreamEvent;
 use crate::sandbox::filter_api::ChunkVerdict;
-use crate::sandbox::types::ChatChunk;
 use crate::sandbox::{AdapterInstance, StreamHandle};
 use crate::stats::CallGuard;
 use crate::upstream::framing;
 use crate::upstream::scrub::Scrub;
 
 use super::RequestCtx;
-use super::dispatch::{Served, next_wait};
+use super::Served;
 use super::filter::{ActiveFilter, context};
 
 /// What a client is told when a compliance filter failed mid-stream.
@@ -137,7 +137,10 @@ impl LiveStream {
     async fn pull(&mut self) -> Result<Vec<ChatChunk>, String> {
         let mut events = Vec::new();
         while events.is_empty() && !self.upstream_done {
-            let wait = next_wait(&self.deployment, self.started, !self.got_first_byte);
+            let wait = self
+                .deployment
+                .timeouts
+                .next_wait(self.started, !self.got_first_byte);
             match tokio::time::timeout(wait, self.body.frame()).await {
                 Err(_) => return Err(format!("no data from the upstream for {wait:?}")),
                 Ok(Some(Err(e))) => return Err(format!("the upstream connection broke: {e}")),

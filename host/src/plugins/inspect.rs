@@ -8,7 +8,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use wasmparser::{Encoding, Parser, Payload};
 
-use super::SUPPORTED_WIT_VERSIONS;
+use super::{SUPPORTED_WIT_VERSIONS, compatible_wit_version};
 
 /// The WIT package plugins export from.
 pub const PACKAGE: &str = "switchyard:plugin";
@@ -69,7 +69,9 @@ pub enum InspectError {
         "the component exports no Switchyard plugin interface (exports: {exports}); it must export one of {PACKAGE}/adapter, /router or /filter"
     )]
     WrongWorld { exports: String },
-    #[error("the component exports {export}, but this host supports WIT version(s) {supported}")]
+    #[error(
+        "the component exports {export}, but this host supports WIT version(s) {supported} and semver-compatible ones (0.1.z)"
+    )]
     UnsupportedVersion { export: String, supported: String },
     #[error(
         "the component exports more than one plugin interface ({0}); a plugin is exactly one kind"
@@ -160,7 +162,7 @@ impl Inspection {
             let Some(kind) = PluginKind::ALL.into_iter().find(|k| k.interface() == iface) else {
                 continue;
             };
-            if !SUPPORTED_WIT_VERSIONS.contains(&version) {
+            if compatible_wit_version(version).is_none() {
                 return Err(InspectError::UnsupportedVersion {
                     export: export.clone(),
                     supported: SUPPORTED_WIT_VERSIONS.join(", "),
@@ -243,10 +245,20 @@ mod tests {
             .plugin_kind()
             .unwrap();
         assert_eq!((k, v.as_str()), (PluginKind::Router, "0.1.0"));
-        assert!(matches!(
-            exports(&["switchyard:plugin/router@9.0.0"]).plugin_kind(),
-            Err(InspectError::UnsupportedVersion { .. })
-        ));
+        // A semver-compatible patch release loads; another minor of 0.x does not.
+        let (k, v) = exports(&["switchyard:plugin/filter@0.1.7"])
+            .plugin_kind()
+            .unwrap();
+        assert_eq!((k, v.as_str()), (PluginKind::Filter, "0.1.7"));
+        for unsupported in ["9.0.0", "0.2.0", "0.0.9", "0.1", "0.1.x", ""] {
+            assert!(
+                matches!(
+                    exports(&[&format!("switchyard:plugin/router@{unsupported}")]).plugin_kind(),
+                    Err(InspectError::UnsupportedVersion { .. })
+                ),
+                "{unsupported}"
+            );
+        }
         assert!(matches!(
             exports(&["wasi:http/incoming-handler@0.2.0"]).plugin_kind(),
             Err(InspectError::WrongWorld { .. })

@@ -5,33 +5,18 @@
 //! read once it has been quiet for the debounce period), then each file is loaded on a
 //! blocking thread and published. A file that fails to load is reported and the last
 //! good version keeps serving; a deleted file unloads its plugin.
-//!
-//! The debounce is written here rather than taken from `notify-debouncer-full` because
-//! it must be per file and feed an async task; it is a map of deadlines.
+//! The debounced folder watch itself is `util::fswatch`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, ModifyKind};
-use notify::{EventKind, RecursiveMode, Watcher};
-use tokio::sync::mpsc;
-
 use super::inspect::sha256_hex;
 use super::{Loader, PluginName, Registry};
+use crate::util::fswatch;
 
 /// Keeps the watch alive; dropping it stops watching.
-pub struct WatchHandle {
-    _watcher: notify::RecommendedWatcher,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for WatchHandle {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub type WatchHandle = fswatch::FolderWatch;
 
 /// Whether a path in the folder is a plugin file (`NAME.wasm`, not hidden).
 fn is_plugin_file(path: &Path) -> bool {
@@ -40,16 +25,6 @@ fn is_plugin_file(path: &Path) -> bool {
         .and_then(|n| n.to_str())
         .is_none_or(|n| n.starts_with('.'));
     !hidden && path.extension().is_some_and(|e| e == "wasm")
-}
-
-/// Whether an event can change what a file holds. Reads are excluded: the loader's own
-/// read of a file would otherwise trigger another load, forever.
-fn changes_content(kind: &EventKind) -> bool {
-    match kind {
-        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => true,
-        EventKind::Modify(m) => !matches!(m, ModifyKind::Metadata(_)),
-        EventKind::Access(a) => matches!(a, AccessKind::Close(AccessMode::Write)),
-    }
 }
 
 /// The plugin files in `dir`, sorted by name.
@@ -81,58 +56,10 @@ pub fn watch(
     registry: Arc<Registry>,
     debounce: Duration,
 ) -> notify::Result<WatchHandle> {
-    let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher =
-        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-            Ok(event) if changes_content(&event.kind) => {
-                for path in event.paths {
-                    if is_plugin_file(&path) {
-                        // The receiver only goes away at shutdown.
-                        let _ = tx.send(path);
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "plugin folder watch error"),
-        })?;
-    watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    let task = tokio::spawn(debounce_loop(rx, loader, registry, debounce));
-    Ok(WatchHandle {
-        _watcher: watcher,
-        task,
+    fswatch::watch(dir, is_plugin_file, debounce, move |path: PathBuf| {
+        let (loader, registry) = (loader.clone(), registry.clone());
+        async move { reload(&path, &loader, &registry).await }
     })
-}
-
-async fn debounce_loop(
-    mut rx: mpsc::UnboundedReceiver<PathBuf>,
-    loader: Arc<Loader>,
-    registry: Arc<Registry>,
-    debounce: Duration,
-) {
-    let mut due: HashMap<PathBuf, Instant> = HashMap::new();
-    loop {
-        let next = due.values().min().copied();
-        tokio::select! {
-            path = rx.recv() => match path {
-                Some(path) => { due.insert(path, Instant::now() + debounce); }
-                None => return,
-            },
-            _ = sleep_until(next), if next.is_some() => {
-                let now = Instant::now();
-                let ready: Vec<PathBuf> = due.iter().filter(|(_, t)| **t <= now).map(|(p, _)| p.clone()).collect();
-                for path in ready {
-                    due.remove(&path);
-                    reload(&path, &loader, &registry).await;
-                }
-            }
-        }
-    }
-}
-
-async fn sleep_until(t: Option<Instant>) {
-    if let Some(t) = t {
-        tokio::time::sleep_until(t.into()).await;
-    }
 }
 
 /// Applies the current state of one file: load it, or unload it if it is gone.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings;
 use super::store::StoreData;
+use super::wit::latest as bindings;
 
 /// How often the epoch advances: the granularity of every plugin deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);

@@ -9,9 +9,11 @@ use wasmtime::component::{
 };
 use wasmtime::{Store, Trap};
 
-use super::bindings::{adapter, filter, router, types};
 use super::engine::{EPOCH_TICK, Sandbox};
 use super::store::{PluginEnv, StoreData};
+use super::wit::latest::{
+    ADAPTER_EXPORT, FILTER_EXPORT, ROUTER_EXPORT, adapter, filter, router, types,
+};
 use super::{Fault, adapter_api, filter_api, router_api};
 
 /// A linked plugin of some world, ready to instantiate (built once per plugin version),
@@ -79,7 +81,7 @@ impl AdapterPre {
             sandbox,
             c,
             check,
-            "switchyard:plugin/adapter@0.1.0",
+            ADAPTER_EXPORT,
             [
                 "build-request",
                 "parse-response",
@@ -95,14 +97,7 @@ impl AdapterPre {
 impl RouterPre {
     pub(crate) fn new(sandbox: &Sandbox, c: &Component) -> wasmtime::Result<Self> {
         let check = |pre| router::RouterPluginPre::new(pre).map(drop);
-        Linked::new(
-            sandbox,
-            c,
-            check,
-            "switchyard:plugin/router@0.1.0",
-            ["route"],
-        )
-        .map(RouterPre)
+        Linked::new(sandbox, c, check, ROUTER_EXPORT, ["route"]).map(RouterPre)
     }
 }
 
@@ -113,7 +108,7 @@ impl FilterPre {
             sandbox,
             c,
             check,
-            "switchyard:plugin/filter@0.1.0",
+            FILTER_EXPORT,
             [
                 "on-request",
                 "on-response",

@@ -9,8 +9,8 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::Limits;
-use super::bindings::{Level, host_iface, types};
 use super::output::Captured;
+use super::wit::latest::{Level, host_iface, types};
 
 /// The longest log line a plugin may write through `host.log`.
 const MAX_LOG_LINE: usize = 4096;
@@ -79,6 +79,7 @@ impl StoreData {
             }
             let text = String::from_utf8_lossy(&bytes);
             for line in text.lines().filter(|l| !l.is_empty()) {
+                let line = one_line(line);
                 tracing::info!(target: "plugin", plugin = %self.env.name, stream, "{line}");
             }
             if dropped > 0 {
@@ -86,6 +87,23 @@ impl StoreData {
             }
         }
     }
+}
+
+/// A plugin's text as one log line: control characters (a newline that would start a
+/// forged log record, terminal escapes) are shown escaped, never interpreted.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 impl ResourceLimiter for StoreData {
@@ -164,6 +182,7 @@ impl host_iface::Host for StoreData {
             }
             msg.truncate(cut);
         }
+        let msg = one_line(&msg);
         let name = &self.env.name;
         match level {
             Level::Trace => tracing::trace!(target: "plugin", plugin = %name, "{msg}"),
@@ -180,5 +199,19 @@ impl host_iface::Host for StoreData {
 
     fn monotonic_now(&mut self) -> u64 {
         u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn plugin_text_cannot_forge_log_lines() {
+        assert_eq!(one_line("plain text"), "plain text");
+        assert_eq!(
+            one_line("ok\n2026-01-01 ERROR forged\r\x1b[31m"),
+            "ok\\n2026-01-01 ERROR forged\\r\\u{1b}[31m"
+        );
     }
 }

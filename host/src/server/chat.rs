@@ -13,9 +13,9 @@ use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use super::{AppState, Body, error_response, json, openai};
+use crate::canonical::Caller;
 use crate::error::GatewayError;
 use crate::pipeline::{self, Reply, RequestCtx};
-use crate::sandbox::types::Caller;
 
 /// Largest request body accepted.
 const MAX_REQUEST: usize = 8 << 20;
@@ -136,19 +136,16 @@ async fn run(
     let live = state.live.load_full();
     let model = live.config.models.get(&parsed.request.model).cloned();
     let model = model.ok_or_else(|| GatewayError::ModelNotFound(parsed.request.model.clone()))?;
-    let mut ctx = RequestCtx {
-        request_id: request_id.to_owned(),
-        caller: auth.caller,
-        client_key: auth.key,
+    let mut ctx = RequestCtx::new(
+        request_id.to_owned(),
+        auth.caller,
+        auth.key,
         model,
-        plugins: state.registry.snapshot(),
+        state.registry.snapshot(),
         live,
-        client: state.client.clone(),
+        state.client.clone(),
         started,
-        upstream_time: std::time::Duration::ZERO,
-        billed: false,
-        retired: Vec::new(),
-    };
+    );
     let reply = pipeline::run(&mut ctx, parsed.request).await?;
     ctx.release_retired();
     Ok(match reply {
@@ -180,11 +177,13 @@ async fn run(
             );
             let request_id = request_id.to_owned();
             let include_usage = parsed.include_usage;
+            let (first_sent, first) = tokio::sync::oneshot::channel();
             tokio::spawn(async move {
                 let (tx, request_id) = (tx, request_id);
-                let pumped = AssertUnwindSafe(pump(*stream, &tx, include_usage, &request_id))
-                    .catch_unwind()
-                    .await;
+                let pumped =
+                    AssertUnwindSafe(pump(*stream, &tx, include_usage, &request_id, first_sent))
+                        .catch_unwind()
+                        .await;
                 if let Err(panic) = pumped {
                     let what = super::panic_text(panic.as_ref());
                     tracing::error!(%request_id, panic = %what, "stream pump panicked");
@@ -196,6 +195,12 @@ async fn run(
                     let _ = tx.send(sse(&event)).await;
                 }
             });
+            // Answer once the first event is in the body channel, so that hyper writes
+            // the head and the first event together. A head alone followed by a short
+            // body and its end in one packet makes undici 6 (Node 20's `fetch`) lose a
+            // client's abort and leave its read pending forever (nodejs/undici#4089).
+            // The stream is primed, so this waits for no upstream byte.
+            let _ = first.await;
             resp
         }
     })
@@ -231,13 +236,17 @@ fn sse(value: &serde_json::Value) -> Bytes {
 
 /// Feeds a committed stream to the client. Ends with `[DONE]`, or with an explicit
 /// error event if the upstream or a filter stops it: never a clean-looking truncation.
+/// `first_sent` fires once the first event is in the channel (or is dropped if the
+/// stream ends without one).
 async fn pump(
     mut stream: pipeline::LiveStream,
     tx: &tokio::sync::mpsc::Sender<Bytes>,
     include_usage: bool,
     request_id: &str,
+    first_sent: tokio::sync::oneshot::Sender<()>,
 ) {
     let created = now();
+    let mut first_sent = Some(first_sent);
     loop {
         match stream.next_batch().await {
             Ok(Some(chunks)) => {
@@ -263,6 +272,9 @@ async fn pump(
                     {
                         tracing::info!(%request_id, "client went away; upstream stream cancelled");
                         return;
+                    }
+                    if let Some(s) = first_sent.take() {
+                        let _ = s.send(());
                     }
                 }
             }

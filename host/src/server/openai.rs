@@ -7,7 +7,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::sandbox::types::{
+use crate::canonical::{
     ChatChunk, ChatRequest, ChatResponse, ContentPart, FinishReason, ImagePart, Message,
     ResponseFormat, Role, Sampling, ToolCall, ToolChoice, ToolDefinition, Usage,
 };

@@ -573,3 +573,51 @@ async fn openai_tool_calls_stream_in_fragments_that_join_to_json() -> anyhow::Re
     );
     Ok(())
 }
+
+/// The head of a stream is written together with its first event. A head alone, then a
+/// short body and its end in one packet, makes undici 6 (Node 20's `fetch`, used by the
+/// official `openai` Node SDK) lose a client's abort and hang (nodejs/undici#4089).
+///
+/// One runtime thread serves, so a pump task spawned by the handler cannot have run
+/// before the head is written unless the handler waits for it; the client is a plain
+/// thread whose blocking read returns with the first segment that arrives.
+#[tokio::test(flavor = "current_thread")]
+async fn a_streams_head_arrives_with_its_first_event() -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let m = mock().await?;
+    let gw = gateway(&format!(
+        "{}[models.demo]\ndeployments = [\"primary\"]\n",
+        deployment("primary", &format!("http://{}/v1", m.addr), "mock-echo", "")
+    ))
+    .await?;
+    let mut req = chat("demo", "hi");
+    req["stream"] = true.into();
+    let body = serde_json::to_vec(&req)?;
+    let addr = gw.gw.addr;
+    let firsts = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        let mut firsts = Vec::new();
+        for _ in 0..10 {
+            let mut s = std::net::TcpStream::connect(addr)?;
+            s.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let head = format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes())?;
+            s.write_all(&body)?;
+            let mut buf = vec![0u8; 64 << 10];
+            let n = s.read(&mut buf)?;
+            firsts.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        Ok(firsts)
+    })
+    .await??;
+    for first in firsts {
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+        assert!(
+            first.contains("data: {"),
+            "the first read held only: {first}"
+        );
+    }
+    Ok(())
+}

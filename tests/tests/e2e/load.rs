@@ -131,8 +131,8 @@ fn invalid_file_names_are_refused() {
 
 #[test]
 fn bundled_plugins_load_as_their_kinds_and_answer() {
+    use switchyard::canonical::Caller;
     use switchyard::sandbox::router_api::{Candidate, CircuitState, DeploymentStats, RouteRequest};
-    use switchyard::sandbox::types::Caller;
     use switchyard_tests::plugin;
     let l = loader();
     let load = |n: &str| {
@@ -220,7 +220,7 @@ fn bundled_plugins_load_as_their_kinds_and_answer() {
     match outcome.verdict {
         switchyard::sandbox::filter_api::RequestVerdict::Rewrite(r) => {
             let t = match &r.messages[0].content[0] {
-                switchyard::sandbox::types::ContentPart::Text(t) => t.clone(),
+                switchyard::canonical::ContentPart::Text(t) => t.clone(),
                 _ => String::new(),
             };
             assert_eq!(t, "card [REDACTED:CARD]");

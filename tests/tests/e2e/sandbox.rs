@@ -2,10 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use switchyard::canonical::Caller;
 use switchyard::plugins::loader::{PluginPolicy, PluginSettings};
 use switchyard::plugins::{LoadedPlugin, Loader, PluginName};
 use switchyard::sandbox::filter_api::{RequestContext, RequestVerdict};
-use switchyard::sandbox::types::Caller;
 use switchyard::sandbox::{Fault, FilterInstance, Limits, Sandbox, SandboxSettings};
 use switchyard_tests::{fixture, request};
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use switchyard::cli::Gateway;
 use switchyard::config::Config;
+use switchyard::gateway::Gateway;
 use switchyard_mock_upstream::MockUpstream;
 use switchyard_tests::{chat_body, get, openai_deployment, plugin, post_json};
 

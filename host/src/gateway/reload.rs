@@ -7,25 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{EventKind, RecursiveMode, Watcher};
-use tokio::sync::mpsc;
-
-use super::Config;
-use crate::pipeline::Live;
+use crate::config::Config;
+use crate::live::Live;
 use crate::plugins::{Loader, Registry, watcher};
 use crate::server::AppState;
+use crate::util::fswatch;
 
 /// Keeps the watch alive; dropping it stops watching.
-pub struct ConfigWatch {
-    _watcher: notify::RecommendedWatcher,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for ConfigWatch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub type ConfigWatch = fswatch::FolderWatch;
 
 /// Watches `path` (through its folder, so editors that replace the file are seen).
 pub fn watch(
@@ -41,30 +30,16 @@ pub fn watch(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let name = path.file_name().map(|n| n.to_owned());
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let mut w = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event
-            && !matches!(event.kind, EventKind::Access(_))
-            && event.paths.iter().any(|p| p.file_name() == name.as_deref())
-        {
-            let _ = tx.send(());
-        }
-    })?;
-    w.watch(&dir, RecursiveMode::NonRecursive)?;
-    let task = tokio::spawn(async move {
-        while rx.recv().await.is_some() {
-            // Debounce: wait until the file has been quiet.
-            loop {
-                match tokio::time::timeout(debounce, rx.recv()).await {
-                    Ok(Some(())) => continue,
-                    Ok(None) => return,
-                    Err(_) => break,
-                }
-            }
-            apply(&path, &state, &loader, &registry).await;
-        }
-    });
-    Ok(ConfigWatch { _watcher: w, task })
+    let is_config = move |p: &Path| p.file_name() == name.as_deref();
+    fswatch::watch(&dir, is_config, debounce, move |_| {
+        let (path, state, loader, registry) = (
+            path.clone(),
+            state.clone(),
+            loader.clone(),
+            registry.clone(),
+        );
+        async move { apply(&path, &state, &loader, &registry).await }
+    })
 }
 
 /// Loads the file and, if it is valid, makes it the serving config.

@@ -1,9 +1,15 @@
-//! Host-side bindings for `wit/v0.1.0`, quarantined here so that generated names do not
-//! leak through the crate. One `bindgen!` per world; the router and filter worlds reuse
-//! the adapter world's `types` and `host` modules so that every kind shares one set of
-//! canonical types.
+//! Host-side bindings for `wit/v0.1.0`. One `bindgen!` per world; the router and filter
+//! worlds reuse the adapter world's `types` and `host` modules so that every kind shares
+//! one set of canonical types.
 
 #![allow(clippy::all, missing_docs)]
+
+/// The package version of this folder.
+pub const VERSION: &str = "0.1.0";
+/// The exported interface of each world, as the host looks it up in a component.
+pub const ADAPTER_EXPORT: &str = "switchyard:plugin/adapter@0.1.0";
+pub const ROUTER_EXPORT: &str = "switchyard:plugin/router@0.1.0";
+pub const FILTER_EXPORT: &str = "switchyard:plugin/filter@0.1.0";
 
 pub mod adapter {
     wasmtime::component::bindgen!({

@@ -1,0 +1,43 @@
+//! The official `openai` Node SDK (pinned in `tests/node/package.json`, installed by the
+//! README's test command) against the real gateway and the mock upstream, aborted
+//! streams included.
+
+use switchyard_mock_upstream::MockUpstream;
+use switchyard_tests::{TestGateway, openai_deployment, plugin, root};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_openai_node_sdk_works_against_the_gateway() -> anyhow::Result<()> {
+    let dir = root().join("tests/node");
+    anyhow::ensure!(
+        dir.join("node_modules/openai").exists(),
+        "tests/node/node_modules is missing: `bash scripts/test.sh` installs it (npm ci --prefix tests/node)"
+    );
+    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let keys = tempfile::tempdir()?;
+    let key_file = keys.path().join("client-key");
+    std::fs::write(&key_file, "sk-switchyard-node-key\n")?;
+    let gw = TestGateway::start(
+        &[("openai.wasm", plugin("openai"))],
+        &format!(
+            "[auth]\nkeys = [\"file:{}\"]\n{}[models.demo]\ndeployments = [\"good\"]\n",
+            key_file.display(),
+            openai_deployment("good", &format!("http://{}/v1", m.addr), "mock-echo", "")
+        ),
+    )
+    .await?;
+    let out = tokio::process::Command::new("node")
+        .args(["--test", "--test-reporter=spec", "sdk.test.mjs"])
+        .current_dir(&dir)
+        .env("SWITCHYARD_BASE_URL", format!("http://{}/v1", gw.gw.addr))
+        .env("SWITCHYARD_KEY", "sk-switchyard-node-key")
+        .output()
+        .await?;
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "node --test failed:\n{report}");
+    assert!(report.contains("pass 6"), "{report}");
+    Ok(())
+}
