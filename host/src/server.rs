@@ -56,6 +56,9 @@ pub struct AppState {
     /// Why the last config edit was rejected (for `/admin/config`); not on the
     /// request path.
     config_error: std::sync::Mutex<Option<String>>,
+    /// Counts config edits handled, applied or rejected (for tests and operators that
+    /// wait for an edit to land).
+    config_events: tokio::sync::watch::Sender<u64>,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
             next_request_id: AtomicU64::new(1),
             boot_id,
             config_error: std::sync::Mutex::new(None),
+            config_events: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -94,11 +98,18 @@ impl AppState {
         }
     }
 
+    /// Records the outcome of a config edit: `None` applied, `Some(why)` rejected.
     pub fn set_config_error(&self, e: Option<String>) {
         *self
             .config_error
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = e;
+        self.config_events.send_modify(|n| *n += 1);
+    }
+
+    /// Changes each time a config edit was applied or rejected.
+    pub fn config_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.config_events.subscribe()
     }
 
     pub fn config_error(&self) -> Option<String> {

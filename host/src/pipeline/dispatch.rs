@@ -95,15 +95,15 @@ struct Prepared {
     request: adapter_api::UpstreamRequest,
 }
 
-/// Instantiates the deployment's adapter and builds the upstream request. Returns
-/// `Ok(None)` with a failure when this deployment should be skipped.
+/// Instantiates the deployment's adapter and builds the upstream request, or says why
+/// this deployment is skipped for the next one.
 fn prepare(
     ctx: &RequestCtx,
     d: &Arc<Deployment>,
     req: &ChatRequest,
-) -> Result<Result<Prepared, UpstreamFailure>, GatewayError> {
+) -> Result<Attempt<Prepared>, GatewayError> {
     let skip = |reason: String| {
-        Ok(Err(UpstreamFailure::Unavailable {
+        Ok(Attempt::Next(UpstreamFailure::Unavailable {
             deployment: d.name.clone(),
             reason,
         }))
@@ -128,12 +128,12 @@ fn prepare(
         Ok(Err(PluginError {
             kind: ErrorKind::Unsupported,
             message,
-        })) => Ok(Err(UpstreamFailure::Unsupported {
+        })) => Ok(Attempt::Next(UpstreamFailure::Unsupported {
             deployment: d.name.clone(),
             reason: message,
         })),
         Ok(Err(e)) => skip(format!("adapter `{}`: {}", d.adapter, e.message)),
-        Ok(Ok(request)) => Ok(Ok(Prepared {
+        Ok(Ok(request)) => Ok(Attempt::Done(Prepared {
             deployment: d.clone(),
             wit,
             adapter,
@@ -218,10 +218,13 @@ async fn upstream_error(
     }
 }
 
-async fn attempt_complete(
+/// Sends a prepared attempt and deals with a failed call or a non-2xx head, the same way
+/// for complete and streamed requests: the call is timed from here, and anything but a
+/// 2xx head is either "try the next deployment" or a request the provider refused.
+async fn open(
     ctx: &mut RequestCtx,
-    mut p: Prepared,
-) -> Result<Attempt<ChatResponse>, GatewayError> {
+    p: &mut Prepared,
+) -> Result<Attempt<(hyper::Response<Incoming>, CallGuard)>, GatewayError> {
     let guard = ctx.live.stats.start(&p.deployment.name);
     let resp = match send(ctx, &p.deployment, &p.request).await {
         Ok(r) => r,
@@ -231,10 +234,19 @@ async fn attempt_complete(
         }
     };
     if !resp.status().is_success() {
-        return upstream_error(ctx, &mut p, resp, guard)
-            .await
-            .map(Attempt::Next);
+        return upstream_error(ctx, p, resp, guard).await.map(Attempt::Next);
     }
+    Ok(Attempt::Done((resp, guard)))
+}
+
+async fn attempt_complete(
+    ctx: &mut RequestCtx,
+    mut p: Prepared,
+) -> Result<Attempt<ChatResponse>, GatewayError> {
+    let (resp, guard) = match open(ctx, &mut p).await? {
+        Attempt::Done(answered) => answered,
+        Attempt::Next(f) => return Ok(Attempt::Next(f)),
+    };
     let status = resp.status().as_u16();
     let headers = headers_of(&resp);
     let t = Instant::now();
@@ -288,8 +300,8 @@ pub(super) async fn first_success(
     let mut failures = Vec::new();
     for (i, d) in candidates.iter().enumerate() {
         let p = match prepare(ctx, d, req)? {
-            Ok(p) => p,
-            Err(f) => {
+            Attempt::Done(p) => p,
+            Attempt::Next(f) => {
                 failures.push(f);
                 continue;
             }
@@ -323,12 +335,12 @@ pub(super) fn mirror(ctx: &RequestCtx, d: Arc<Deployment>, req: &ChatRequest) {
     req.stream = false;
     tokio::spawn(async move {
         let outcome = match prepare(&shadow, &d, &req) {
-            Ok(Ok(p)) => match attempt_complete(&mut shadow, p).await {
+            Ok(Attempt::Done(p)) => match attempt_complete(&mut shadow, p).await {
                 Ok(Attempt::Done(_)) => "ok".to_owned(),
                 Ok(Attempt::Next(f)) => f.to_string(),
                 Err(e) => e.to_string(),
             },
-            Ok(Err(f)) => f.to_string(),
+            Ok(Attempt::Next(f)) => f.to_string(),
             Err(e) => e.to_string(),
         };
         tracing::debug!(request_id = %shadow.request_id, deployment = %d.name, %outcome, "shadow call finished");
@@ -350,25 +362,19 @@ pub(super) async fn first_stream(
     let mut failures = Vec::new();
     for (i, d) in candidates.iter().enumerate() {
         let mut p = match prepare(ctx, d, req)? {
-            Ok(p) => p,
-            Err(f) => {
+            Attempt::Done(p) => p,
+            Attempt::Next(f) => {
                 failures.push(f);
                 continue;
             }
         };
-        let guard = ctx.live.stats.start(&d.name);
-        let resp = match send(ctx, &p.deployment, &p.request).await {
-            Ok(r) => r,
-            Err(e) => {
-                guard.failed();
-                failures.push(transport(d, e));
+        let (resp, guard) = match open(ctx, &mut p).await? {
+            Attempt::Done(answered) => answered,
+            Attempt::Next(f) => {
+                failures.push(f);
                 continue;
             }
         };
-        if !resp.status().is_success() {
-            failures.push(upstream_error(ctx, &mut p, resp, guard).await?);
-            continue;
-        }
         let framing = match p.request.streaming {
             Some(StreamFraming::Ndjson) => framing::Framing::Ndjson,
             _ => framing::Framing::Sse,

@@ -132,12 +132,19 @@ impl Loader {
         };
         // Instantiate once so that a plugin whose start-up traps, loops or needs more
         // memory than its cap is rejected now rather than on the first request.
+        // The same instance type-checks every call the host will make (see
+        // `sandbox::instance::Export`): a mismatch is a link error, found now.
         let smoke = match kind {
-            PluginKind::Adapter => plugin.adapter().map(drop),
-            PluginKind::Router => plugin.router().map(drop),
-            PluginKind::Filter => plugin.filter().map(drop),
+            PluginKind::Adapter => plugin.adapter().map(|mut i| i.check_exports()),
+            PluginKind::Router => plugin.router().map(|mut i| i.check_exports()),
+            PluginKind::Filter => plugin.filter().map(|mut i| i.check_exports()),
         };
-        smoke.map_err(|e| LoadError::Smoke(e.to_string()))?;
+        smoke
+            .map_err(|e| LoadError::Smoke(e.to_string()))?
+            .map_err(|e| LoadError::Link {
+                kind,
+                reason: format!("{e:#}"),
+            })?;
         Ok(plugin)
     }
 

@@ -67,6 +67,41 @@ const STREAM_NEW: usize = 2;
 const STREAM_NEXT: usize = 3;
 const STREAM_FINISH: usize = 4;
 
+/// One function the host calls: its position in `Linked::funcs` and the Rust types it
+/// is called with. This is the only place a position meets its types: `Guest::call`
+/// calls with them, and `Guest::check` type-checks them against each plugin version at
+/// load, in every build, which is what makes the unchecked calls of release builds sound.
+trait Export {
+    const AT: usize;
+    type Params<'a>: ComponentNamedList + Lower;
+    type Results: ComponentNamedList + Lift;
+}
+
+macro_rules! export {
+    ($name:ident, $at:expr, <$a:lifetime> $params:ty, $results:ty) => {
+        struct $name;
+        impl Export for $name {
+            const AT: usize = $at;
+            type Params<$a> = $params;
+            type Results = $results;
+        }
+    };
+}
+
+type PluginResult<T> = (Result<T, types::PluginError>,);
+
+export!(BuildRequest, BUILD_REQUEST, <'a> (&'a adapter_api::Deployment, &'a types::ChatRequest), PluginResult<adapter_api::UpstreamRequest>);
+export!(ParseResponse, PARSE_RESPONSE, <'a> (&'a adapter_api::Deployment, &'a adapter_api::UpstreamResponse), PluginResult<types::ChatResponse>);
+export!(OpenDecoder, STREAM_NEW, <'a> (&'a adapter_api::Deployment, u16, &'a [types::Header]), (ResourceAny,));
+export!(Decode, STREAM_NEXT, <'a> (ResourceAny, &'a adapter_api::StreamEvent), PluginResult<Vec<types::ChatChunk>>);
+export!(FinishDecoder, STREAM_FINISH, <'a> (ResourceAny,), PluginResult<Vec<types::ChatChunk>>);
+export!(Route, ROUTE, <'a> (&'a router_api::RouteRequest, &'a [router_api::Candidate]), PluginResult<router_api::RouteDecision>);
+export!(OnRequest, ON_REQUEST, <'a> (&'a filter_api::RequestContext, &'a types::ChatRequest), PluginResult<filter_api::RequestOutcome>);
+export!(OnResponse, ON_RESPONSE, <'a> (&'a filter_api::RequestContext, &'a types::ChatResponse), PluginResult<filter_api::ResponseVerdict>);
+export!(OpenStreamFilter, STREAM_NEW, <'a> (&'a filter_api::RequestContext,), (ResourceAny,));
+export!(OnChunk, STREAM_NEXT, <'a> (ResourceAny, &'a types::ChatChunk), PluginResult<filter_api::ChunkVerdict>);
+export!(FinishStreamFilter, STREAM_FINISH, <'a> (ResourceAny,), PluginResult<filter_api::ChunkVerdict>);
+
 /// The adapter world: `build-request`, `parse-response` and the stream decoder.
 pub(crate) struct AdapterPre(Linked<5>);
 /// The router world: `route`.
@@ -155,12 +190,8 @@ impl<const N: usize> Guest<N> {
         }
     }
 
-    /// Calls the `which`-th function of the world (see `*Pre::new`) under the deadline.
-    fn call<P, R>(&mut self, which: usize, params: P) -> Result<R, Fault>
-    where
-        P: ComponentNamedList + Lower,
-        R: ComponentNamedList + Lift,
-    {
+    /// Calls `E` under the deadline.
+    fn call<E: Export>(&mut self, params: E::Params<'_>) -> Result<E::Results, Fault> {
         if self.poisoned {
             return Err(Fault::Poisoned {
                 plugin: self.store.data().env.name.clone(),
@@ -169,44 +200,42 @@ impl<const N: usize> Guest<N> {
         let ticks = deadline_ticks(&self.store.data().env);
         self.store.set_epoch_deadline(ticks);
         let result = self
-            .typed::<P, R>(which)
+            .typed::<E>()
             .and_then(|typed| typed.call(&mut self.store, params));
         result.map_err(|e| {
             self.poisoned = true;
             classify(&self.store, e)
         })
     }
+
+    /// Type-checks `E` against this instance's component (at load, every build).
+    fn check<E: Export>(&mut self) -> wasmtime::Result<()> {
+        self.instance
+            .get_typed_func::<E::Params<'static>, E::Results>(&mut self.store, self.funcs[E::AT])
+            .map(drop)
+    }
 }
 
 impl<const N: usize> Guest<N> {
-    /// The `which`-th function. Debug builds (every test) type-check it on each call, so
-    /// a position paired with the wrong Rust types fails loudly there.
+    /// `E`'s function. Debug builds (every test) type-check it on each call as well.
     #[cfg(debug_assertions)]
-    fn typed<P, R>(&mut self, which: usize) -> wasmtime::Result<TypedFunc<P, R>>
-    where
-        P: ComponentNamedList + Lower,
-        R: ComponentNamedList + Lift,
-    {
+    fn typed<'a, E: Export>(&mut self) -> wasmtime::Result<TypedFunc<E::Params<'a>, E::Results>> {
         self.instance
-            .get_typed_func::<P, R>(&mut self.store, self.funcs[which])
+            .get_typed_func::<E::Params<'a>, E::Results>(&mut self.store, self.funcs[E::AT])
     }
 
     #[cfg(not(debug_assertions))]
-    fn typed<P, R>(&mut self, which: usize) -> wasmtime::Result<TypedFunc<P, R>>
-    where
-        P: ComponentNamedList + Lower,
-        R: ComponentNamedList + Lift,
-    {
+    fn typed<'a, E: Export>(&mut self) -> wasmtime::Result<TypedFunc<E::Params<'a>, E::Results>> {
         let func = self
             .instance
-            .get_func(&mut self.store, self.funcs[which])
-            .ok_or_else(|| wasmtime::format_err!("export {which} vanished"))?;
-        // SAFETY: `Linked::new` type-checked every export of this world against the
-        // generated Rust types (through the generated `*Pre::new`) for this same
-        // component, and each `*Instance` method pairs a position with exactly those
-        // types; debug builds re-check that pairing on every call.
+            .get_func(&mut self.store, self.funcs[E::AT])
+            .ok_or_else(|| wasmtime::format_err!("export {} vanished", E::AT))?;
+        // SAFETY: the loader called `check_exports` on an instance of this same
+        // component before publishing it (`Loader::load`, every build), which ran
+        // `get_typed_func` with exactly `E`'s types; `Export` is the only place that
+        // pairs a position with types, and instances of one component share exports.
         #[allow(unsafe_code)]
-        Ok(unsafe { TypedFunc::<P, R>::new_unchecked(func) })
+        Ok(unsafe { TypedFunc::<E::Params<'a>, E::Results>::new_unchecked(func) })
     }
 }
 
@@ -260,16 +289,23 @@ impl AdapterInstance {
         Guest::new(sandbox, env, &pre.0).map(AdapterInstance)
     }
 
+    /// Type-checks every call the host makes (see `Export`).
+    pub(crate) fn check_exports(&mut self) -> wasmtime::Result<()> {
+        let g = &mut self.0;
+        g.check::<BuildRequest>()?;
+        g.check::<ParseResponse>()?;
+        g.check::<OpenDecoder>()?;
+        g.check::<Decode>()?;
+        g.check::<FinishDecoder>()
+    }
+
     pub fn build_request(
         &mut self,
         deployment: &adapter_api::Deployment,
         request: &types::ChatRequest,
     ) -> Result<Result<adapter_api::UpstreamRequest, types::PluginError>, Fault> {
         self.0
-            .call::<_, (Result<adapter_api::UpstreamRequest, types::PluginError>,)>(
-                BUILD_REQUEST,
-                (deployment, request),
-            )
+            .call::<BuildRequest>((deployment, request))
             .map(|(r,)| r)
     }
 
@@ -279,10 +315,7 @@ impl AdapterInstance {
         response: &adapter_api::UpstreamResponse,
     ) -> Result<Result<types::ChatResponse, types::PluginError>, Fault> {
         self.0
-            .call::<_, (Result<types::ChatResponse, types::PluginError>,)>(
-                PARSE_RESPONSE,
-                (deployment, response),
-            )
+            .call::<ParseResponse>((deployment, response))
             .map(|(r,)| r)
     }
 
@@ -294,7 +327,7 @@ impl AdapterInstance {
         headers: &[types::Header],
     ) -> Result<StreamHandle, Fault> {
         self.0
-            .call::<_, (ResourceAny,)>(STREAM_NEW, (deployment, status, headers))
+            .call::<OpenDecoder>((deployment, status, headers))
             .map(|(r,)| StreamHandle(r))
     }
 
@@ -303,24 +336,14 @@ impl AdapterInstance {
         stream: &StreamHandle,
         event: &adapter_api::StreamEvent,
     ) -> Result<Result<Vec<types::ChatChunk>, types::PluginError>, Fault> {
-        self.0
-            .call::<_, (Result<Vec<types::ChatChunk>, types::PluginError>,)>(
-                STREAM_NEXT,
-                (stream.0, event),
-            )
-            .map(|(r,)| r)
+        self.0.call::<Decode>((stream.0, event)).map(|(r,)| r)
     }
 
     pub fn finish(
         &mut self,
         stream: &StreamHandle,
     ) -> Result<Result<Vec<types::ChatChunk>, types::PluginError>, Fault> {
-        self.0
-            .call::<_, (Result<Vec<types::ChatChunk>, types::PluginError>,)>(
-                STREAM_FINISH,
-                (stream.0,),
-            )
-            .map(|(r,)| r)
+        self.0.call::<FinishDecoder>((stream.0,)).map(|(r,)| r)
     }
 }
 
@@ -341,17 +364,17 @@ impl RouterInstance {
         Guest::new(sandbox, env, &pre.0).map(RouterInstance)
     }
 
+    /// Type-checks every call the host makes (see `Export`).
+    pub(crate) fn check_exports(&mut self) -> wasmtime::Result<()> {
+        self.0.check::<Route>()
+    }
+
     pub fn route(
         &mut self,
         request: &router_api::RouteRequest,
         candidates: &[router_api::Candidate],
     ) -> Result<Result<router_api::RouteDecision, types::PluginError>, Fault> {
-        self.0
-            .call::<_, (Result<router_api::RouteDecision, types::PluginError>,)>(
-                ROUTE,
-                (request, candidates),
-            )
-            .map(|(r,)| r)
+        self.0.call::<Route>((request, candidates)).map(|(r,)| r)
     }
 }
 
@@ -368,17 +391,22 @@ impl FilterInstance {
         Guest::new(sandbox, env, &pre.0).map(FilterInstance)
     }
 
+    /// Type-checks every call the host makes (see `Export`).
+    pub(crate) fn check_exports(&mut self) -> wasmtime::Result<()> {
+        let g = &mut self.0;
+        g.check::<OnRequest>()?;
+        g.check::<OnResponse>()?;
+        g.check::<OpenStreamFilter>()?;
+        g.check::<OnChunk>()?;
+        g.check::<FinishStreamFilter>()
+    }
+
     pub fn on_request(
         &mut self,
         ctx: &filter_api::RequestContext,
         request: &types::ChatRequest,
     ) -> Result<Result<filter_api::RequestOutcome, types::PluginError>, Fault> {
-        self.0
-            .call::<_, (Result<filter_api::RequestOutcome, types::PluginError>,)>(
-                ON_REQUEST,
-                (ctx, request),
-            )
-            .map(|(r,)| r)
+        self.0.call::<OnRequest>((ctx, request)).map(|(r,)| r)
     }
 
     pub fn on_response(
@@ -386,17 +414,12 @@ impl FilterInstance {
         ctx: &filter_api::RequestContext,
         response: &types::ChatResponse,
     ) -> Result<Result<filter_api::ResponseVerdict, types::PluginError>, Fault> {
-        self.0
-            .call::<_, (Result<filter_api::ResponseVerdict, types::PluginError>,)>(
-                ON_RESPONSE,
-                (ctx, response),
-            )
-            .map(|(r,)| r)
+        self.0.call::<OnResponse>((ctx, response)).map(|(r,)| r)
     }
 
     pub fn open_stream(&mut self, ctx: &filter_api::RequestContext) -> Result<StreamHandle, Fault> {
         self.0
-            .call::<_, (ResourceAny,)>(STREAM_NEW, (ctx,))
+            .call::<OpenStreamFilter>((ctx,))
             .map(|(r,)| StreamHandle(r))
     }
 
@@ -405,23 +428,13 @@ impl FilterInstance {
         stream: &StreamHandle,
         chunk: &types::ChatChunk,
     ) -> Result<Result<filter_api::ChunkVerdict, types::PluginError>, Fault> {
-        self.0
-            .call::<_, (Result<filter_api::ChunkVerdict, types::PluginError>,)>(
-                STREAM_NEXT,
-                (stream.0, chunk),
-            )
-            .map(|(r,)| r)
+        self.0.call::<OnChunk>((stream.0, chunk)).map(|(r,)| r)
     }
 
     pub fn finish(
         &mut self,
         stream: &StreamHandle,
     ) -> Result<Result<filter_api::ChunkVerdict, types::PluginError>, Fault> {
-        self.0
-            .call::<_, (Result<filter_api::ChunkVerdict, types::PluginError>,)>(
-                STREAM_FINISH,
-                (stream.0,),
-            )
-            .map(|(r,)| r)
+        self.0.call::<FinishStreamFilter>((stream.0,)).map(|(r,)| r)
     }
 }

@@ -26,6 +26,8 @@ pub(crate) struct StreamStats {
     started: AtomicU64,
     completed: AtomicU64,
     client_aborted: AtomicU64,
+    /// Wakes `MockUpstream::wait_until` on any change (a counter or a recorded request).
+    pub(crate) changed: tokio::sync::Notify,
 }
 
 impl StreamStats {
@@ -60,6 +62,7 @@ impl Drop for Streaming {
         // hyper drops the body early only when the connection or stream went away.
         if self.progress == Progress::Running {
             self.stats.client_aborted.fetch_add(1, Ordering::AcqRel);
+            self.stats.changed.notify_waiters();
         }
     }
 }
@@ -115,6 +118,7 @@ impl Body for MockBody {
                     if s.progress == Progress::Running {
                         s.progress = Progress::Completed;
                         s.stats.completed.fetch_add(1, Ordering::AcqRel);
+                        s.stats.changed.notify_waiters();
                     }
                     Poll::Ready(None)
                 }

@@ -92,6 +92,7 @@ impl State {
 
     fn record(&self, r: Recorded) {
         self.lock().push(r);
+        self.streams.changed.notify_waiters();
     }
 
     fn requests(&self) -> Vec<Recorded> {
@@ -144,6 +145,32 @@ impl MockUpstream {
     }
 
     /// `http://ADDR`, the base URL to configure a provider with.
+    /// Waits (without polling) until `pred` holds, e.g. until a number of requests were
+    /// recorded or a stream was abandoned; fails after `timeout` saying what it saw.
+    pub async fn wait_until(
+        &self,
+        timeout: std::time::Duration,
+        mut pred: impl FnMut(&MockUpstream) -> bool,
+    ) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.state.streams.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the check, so a change in between is not missed.
+            changed.as_mut().enable();
+            if pred(self) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(format!(
+                    "not reached within {timeout:?}: {} requests, streams {:?}",
+                    self.requests().len(),
+                    self.stream_counts()
+                ));
+            }
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }

@@ -300,19 +300,13 @@ async fn client_disconnect_cancels_the_upstream_stream() -> anyhow::Result<()> {
     req["stream"] = true.into();
     // Read the head and the first bytes, then hang up.
     switchyard_tests::post_and_hang_up(gw.gw.addr, "/v1/chat/completions", &req).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let c = m.stream_counts();
-        if c.client_aborted == 1 {
-            assert_eq!(c.completed, 0);
-            return Ok(());
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "upstream stream not cancelled: {c:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    m.wait_until(Duration::from_secs(10), |m| {
+        m.stream_counts().client_aborted == 1
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("upstream stream not cancelled: {e}"))?;
+    assert_eq!(m.stream_counts().completed, 0);
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -404,20 +398,15 @@ async fn config_edits_apply_without_restart_and_invalid_ones_keep_the_old_config
     let original = std::fs::read_to_string(&config)?;
     let generation = || gw.gw.state.live.load().generation;
     let g0 = generation();
+    let mut events = gw.gw.state.config_events();
 
     // A valid edit: a second model appears.
     std::fs::write(
         &config,
         format!("{original}[models.second]\ndeployments = [\"primary\"]\n"),
     )?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while generation() == g0 {
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "config edit not applied"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tokio::time::timeout(Duration::from_secs(10), events.changed()).await??;
+    assert_eq!(generation(), g0 + 1, "the edit was applied");
     let (s, _, _) = post_json(gw.gw.addr, "/v1/chat/completions", &chat("second", "x")).await?;
     assert_eq!(s, 200);
 
@@ -426,23 +415,13 @@ async fn config_edits_apply_without_restart_and_invalid_ones_keep_the_old_config
         &config,
         format!("{original}[models.second]\ndeployments = [\"missing\"]\n"),
     )?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, _, b) = switchyard_tests::get(gw.gw.addr, "/admin/config").await?;
-        let v: serde_json::Value = serde_json::from_slice(&b)?;
-        if let Some(e) = v["last_error"].as_str() {
-            assert_eq!(
-                e,
-                "models.second.deployments: unknown deployment \"missing\""
-            );
-            break;
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "invalid edit not reported: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tokio::time::timeout(Duration::from_secs(10), events.changed()).await??;
+    let (_, _, b) = switchyard_tests::get(gw.gw.addr, "/admin/config").await?;
+    let v: serde_json::Value = serde_json::from_slice(&b)?;
+    assert_eq!(
+        v["last_error"],
+        "models.second.deployments: unknown deployment \"missing\""
+    );
     let (s, _, _) = post_json(gw.gw.addr, "/v1/chat/completions", &chat("second", "x")).await?;
     assert_eq!(s, 200, "the previous config keeps serving");
     assert_eq!(generation(), g0 + 1);
@@ -497,24 +476,18 @@ async fn router_shadow_deployment_gets_a_copy_but_never_answers() -> anyhow::Res
         let v: serde_json::Value = serde_json::from_slice(&body)?;
         assert_eq!(v["choices"][0]["message"]["content"], "echo: mirror me");
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let models: Vec<String> = m
-            .requests()
+    let models = |m: &MockUpstream, want: &str| {
+        m.requests()
             .iter()
-            .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
-            .filter_map(|v| v["model"].as_str().map(str::to_owned))
-            .collect();
-        if models.iter().filter(|m| *m == "mock-words-3").count() == 3 {
-            assert_eq!(models.iter().filter(|m| *m == "mock-echo").count(), 3);
-            return Ok(());
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "shadow copies not seen: {models:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            .filter_map(|r| r.body_json())
+            .filter(|v| v["model"] == want)
+            .count()
+    };
+    m.wait_until(Duration::from_secs(10), |m| models(m, "mock-words-3") == 3)
+        .await
+        .map_err(|e| anyhow::anyhow!("shadow copies not seen: {e}"))?;
+    assert_eq!(models(&m, "mock-echo"), 3);
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
