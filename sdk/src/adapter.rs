@@ -1,6 +1,9 @@
 //! Provider adapters: translate the canonical request and response to a provider's wire
 //! format. The host does the HTTP call; the adapter only describes and reads it.
 
+/// The bindings of the adapter world. They are also the one copy of the shared `types`
+/// and `host` interfaces: the router and filter bindings reuse them through `with`, so
+/// that a `ChatRequest` is the same Rust type in every module.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
@@ -9,44 +12,48 @@ pub mod bindings {
         default_bindings_module: "switchyard_sdk::adapter::bindings",
         pub_export_macro: true,
         export_macro_name: "__export_adapter_world",
+        // `caller` and friends are used by the other worlds only.
+        generate_unused_types: true,
     });
 }
 
 pub mod support;
 
+pub use crate::host;
+pub use crate::types::*;
 pub use bindings::exports::switchyard::plugin::adapter::{
     CredentialPlacement, Deployment, StreamEvent, StreamFraming, UpstreamRequest, UpstreamResponse,
 };
-pub use bindings::switchyard::plugin::host;
-pub use bindings::switchyard::plugin::types::*;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
+use crate::__private::Instance;
 use bindings::exports::switchyard::plugin::adapter as wit;
 
-/// A provider adapter. Every method defaults to an `unsupported` error.
-pub trait Adapter: 'static {
+/// A provider adapter. One value lives per component instance (see the crate docs).
+pub trait Adapter: Default + 'static {
     /// Builds the upstream HTTP request for a canonical request.
     fn build_request(
+        &mut self,
         deployment: Deployment,
         request: ChatRequest,
-    ) -> Result<UpstreamRequest, PluginError> {
-        let _ = (deployment, request);
-        Err(unsupported("build-request"))
-    }
+    ) -> Result<UpstreamRequest, PluginError>;
 
-    /// Reads a complete upstream response (any status).
+    /// Reads a complete upstream response. Called for every status: for a non-2xx status
+    /// return an `upstream-error` carrying the provider's own message.
     fn parse_response(
+        &mut self,
         deployment: Deployment,
         response: UpstreamResponse,
-    ) -> Result<ChatResponse, PluginError> {
-        let _ = (deployment, response);
-        Err(unsupported("parse-response"))
-    }
+    ) -> Result<ChatResponse, PluginError>;
 
-    /// Opens the decoder for one upstream stream.
+    /// Opens the decoder for one upstream stream. The host opens one only for a 2xx
+    /// response (a non-2xx answer goes to [`parse_response`](Adapter::parse_response)),
+    /// so a decoder sees errors only in-band, as events. The default decoder refuses
+    /// every event as `unsupported`.
     fn open_stream(
+        &mut self,
         deployment: Deployment,
         status: u16,
         headers: Vec<Header>,
@@ -84,29 +91,27 @@ pub fn unsupported(what: &str) -> PluginError {
 
 /// The resource the host sees; it forwards to the plugin's boxed decoder.
 #[doc(hidden)]
-pub struct DecoderResource<T>(RefCell<Box<dyn StreamDecoder>>, PhantomData<T>);
+pub struct DecoderResource<I>(RefCell<Box<dyn StreamDecoder>>, PhantomData<I>);
 
 #[doc(hidden)]
-pub struct Export<T>(PhantomData<T>);
+pub struct Export<I>(PhantomData<I>);
 
-impl<T: Adapter> wit::Guest for Export<T> {
-    type StreamDecoder = DecoderResource<T>;
+impl<I: Instance<Plugin: Adapter>> wit::Guest for Export<I> {
+    type StreamDecoder = DecoderResource<I>;
 
     fn build_request(d: Deployment, r: ChatRequest) -> Result<UpstreamRequest, PluginError> {
-        T::build_request(d, r)
+        I::with(|a| a.build_request(d, r))
     }
 
     fn parse_response(d: Deployment, r: UpstreamResponse) -> Result<ChatResponse, PluginError> {
-        T::parse_response(d, r)
+        I::with(|a| a.parse_response(d, r))
     }
 }
 
-impl<T: Adapter> wit::GuestStreamDecoder for DecoderResource<T> {
+impl<I: Instance<Plugin: Adapter>> wit::GuestStreamDecoder for DecoderResource<I> {
     fn new(deployment: Deployment, status: u16, headers: Vec<Header>) -> Self {
-        DecoderResource(
-            RefCell::new(T::open_stream(deployment, status, headers)),
-            PhantomData,
-        )
+        let decoder = I::with(|a| a.open_stream(deployment, status, headers));
+        DecoderResource(RefCell::new(decoder), PhantomData)
     }
 
     fn decode(&self, event: StreamEvent) -> Result<Vec<ChatChunk>, PluginError> {
@@ -122,7 +127,8 @@ impl<T: Adapter> wit::GuestStreamDecoder for DecoderResource<T> {
 #[macro_export]
 macro_rules! export_adapter {
     ($t:ty) => {
-        type __SwitchyardAdapterExport = $crate::adapter::Export<$t>;
+        $crate::__instance!(__SwitchyardAdapterInstance, $t);
+        type __SwitchyardAdapterExport = $crate::adapter::Export<__SwitchyardAdapterInstance>;
         $crate::adapter::bindings::__export_adapter_world!(__SwitchyardAdapterExport);
     };
 }

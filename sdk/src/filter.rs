@@ -1,6 +1,7 @@
 //! Compliance filters: allow, rewrite or deny requests and responses, streamed ones
 //! included.
 
+/// The bindings of the filter world; `types` and `host` are the adapter bindings' own.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
@@ -9,25 +10,35 @@ pub mod bindings {
         default_bindings_module: "switchyard_sdk::filter::bindings",
         pub_export_macro: true,
         export_macro_name: "__export_filter_world",
+        with: {
+            "switchyard:plugin/types@0.1.0": crate::adapter::bindings::switchyard::plugin::types,
+            "switchyard:plugin/host@0.1.0": crate::adapter::bindings::switchyard::plugin::host,
+        },
     });
 }
 
+pub use crate::host;
+pub use crate::types::*;
 pub use bindings::exports::switchyard::plugin::filter::{
     ChunkVerdict, Denial, RequestContext, RequestOutcome, RequestVerdict, ResponseVerdict,
     RouteConstraints,
 };
-pub use bindings::switchyard::plugin::host;
-pub use bindings::switchyard::plugin::types::*;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
+use crate::__private::Instance;
 use bindings::exports::switchyard::plugin::filter as wit;
 
 /// A compliance filter. Every method defaults to "allow".
-pub trait Filter: 'static {
+///
+/// One value serves one request: `on_request`, `on_response` and `open_stream` of a
+/// request are called on the same value, so it may carry what `on_request` saw over to
+/// the answer, and nothing is ever shared between requests.
+pub trait Filter: Default + 'static {
     /// Runs before routing.
     fn on_request(
+        &mut self,
         ctx: RequestContext,
         request: ChatRequest,
     ) -> Result<RequestOutcome, PluginError> {
@@ -40,6 +51,7 @@ pub trait Filter: 'static {
 
     /// Runs on a complete response.
     fn on_response(
+        &mut self,
         ctx: RequestContext,
         response: ChatResponse,
     ) -> Result<ResponseVerdict, PluginError> {
@@ -48,7 +60,7 @@ pub trait Filter: 'static {
     }
 
     /// Opens the filter for one streamed response. The default passes chunks through.
-    fn open_stream(ctx: RequestContext) -> Box<dyn StreamFilter> {
+    fn open_stream(&mut self, ctx: RequestContext) -> Box<dyn StreamFilter> {
         let _ = ctx;
         Box::new(PassThrough)
     }
@@ -72,33 +84,35 @@ impl StreamFilter for PassThrough {
     }
 }
 
+/// The resource the host sees; it forwards to the plugin's boxed stream filter.
 #[doc(hidden)]
-pub struct FilterResource<T>(RefCell<Box<dyn StreamFilter>>, PhantomData<T>);
+pub struct FilterResource<I>(RefCell<Box<dyn StreamFilter>>, PhantomData<I>);
 
 #[doc(hidden)]
-pub struct Export<T>(PhantomData<T>);
+pub struct Export<I>(PhantomData<I>);
 
-impl<T: Filter> wit::Guest for Export<T> {
-    type StreamFilter = FilterResource<T>;
+impl<I: Instance<Plugin: Filter>> wit::Guest for Export<I> {
+    type StreamFilter = FilterResource<I>;
 
     fn on_request(
         ctx: RequestContext,
         request: ChatRequest,
     ) -> Result<RequestOutcome, PluginError> {
-        T::on_request(ctx, request)
+        I::with(|f| f.on_request(ctx, request))
     }
 
     fn on_response(
         ctx: RequestContext,
         response: ChatResponse,
     ) -> Result<ResponseVerdict, PluginError> {
-        T::on_response(ctx, response)
+        I::with(|f| f.on_response(ctx, response))
     }
 }
 
-impl<T: Filter> wit::GuestStreamFilter for FilterResource<T> {
+impl<I: Instance<Plugin: Filter>> wit::GuestStreamFilter for FilterResource<I> {
     fn new(ctx: RequestContext) -> Self {
-        FilterResource(RefCell::new(T::open_stream(ctx)), PhantomData)
+        let filter = I::with(|f| f.open_stream(ctx));
+        FilterResource(RefCell::new(filter), PhantomData)
     }
 
     fn on_chunk(&self, chunk: ChatChunk) -> Result<ChunkVerdict, PluginError> {
@@ -114,7 +128,8 @@ impl<T: Filter> wit::GuestStreamFilter for FilterResource<T> {
 #[macro_export]
 macro_rules! export_filter {
     ($t:ty) => {
-        type __SwitchyardFilterExport = $crate::filter::Export<$t>;
+        $crate::__instance!(__SwitchyardFilterInstance, $t);
+        type __SwitchyardFilterExport = $crate::filter::Export<__SwitchyardFilterInstance>;
         $crate::filter::bindings::__export_filter_world!(__SwitchyardFilterExport);
     };
 }

@@ -1,5 +1,6 @@
 //! Routing strategies: rank the deployments that can serve a request.
 
+/// The bindings of the router world; `types` and `host` are the adapter bindings' own.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
@@ -8,43 +9,43 @@ pub mod bindings {
         default_bindings_module: "switchyard_sdk::router::bindings",
         pub_export_macro: true,
         export_macro_name: "__export_router_world",
+        with: {
+            "switchyard:plugin/types@0.1.0": crate::adapter::bindings::switchyard::plugin::types,
+            "switchyard:plugin/host@0.1.0": crate::adapter::bindings::switchyard::plugin::host,
+        },
     });
 }
 
+pub use crate::host;
+pub use crate::types::*;
 pub use bindings::exports::switchyard::plugin::router::{
     Candidate, CircuitState, DeploymentStats, RouteDecision, RouteRequest,
 };
-pub use bindings::switchyard::plugin::host;
-pub use bindings::switchyard::plugin::types::*;
 
 use std::marker::PhantomData;
 
+use crate::__private::Instance;
 use bindings::exports::switchyard::plugin::router as wit;
 
-/// A routing strategy. The default keeps the config's order.
-pub trait Router: 'static {
+/// A routing strategy. One value lives per component instance (see the crate docs).
+pub trait Router: Default + 'static {
     /// Ranks the candidates: indices into `candidates`, best first.
     fn route(
+        &mut self,
         request: RouteRequest,
         candidates: Vec<Candidate>,
-    ) -> Result<RouteDecision, PluginError> {
-        let _ = request;
-        Ok(RouteDecision {
-            order: (0..candidates.len() as u32).collect(),
-            shadow: None,
-        })
-    }
+    ) -> Result<RouteDecision, PluginError>;
 }
 
 #[doc(hidden)]
-pub struct Export<T>(PhantomData<T>);
+pub struct Export<I>(PhantomData<I>);
 
-impl<T: Router> wit::Guest for Export<T> {
+impl<I: Instance<Plugin: Router>> wit::Guest for Export<I> {
     fn route(
         request: RouteRequest,
         candidates: Vec<Candidate>,
     ) -> Result<RouteDecision, PluginError> {
-        T::route(request, candidates)
+        I::with(|r| r.route(request, candidates))
     }
 }
 
@@ -52,7 +53,8 @@ impl<T: Router> wit::Guest for Export<T> {
 #[macro_export]
 macro_rules! export_router {
     ($t:ty) => {
-        type __SwitchyardRouterExport = $crate::router::Export<$t>;
+        $crate::__instance!(__SwitchyardRouterInstance, $t);
+        type __SwitchyardRouterExport = $crate::router::Export<__SwitchyardRouterInstance>;
         $crate::router::bindings::__export_router_world!(__SwitchyardRouterExport);
     };
 }

@@ -226,52 +226,10 @@ fn sampling(body: &mut Map<String, Value>, settings: &Settings, s: Sampling) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_sdk::adapter::Deployment;
+    use switchyard_sdk::testing::{deployment, message as msg, request, request_from};
 
     fn settings() -> Settings {
-        Settings::parse(&Deployment {
-            name: "d".into(),
-            base_url: "https://api.anthropic.com".into(),
-            model_id: "claude".into(),
-            settings: "{}".into(),
-        })
-        .unwrap()
-    }
-
-    fn msg(role: Role, text: &str) -> Message {
-        Message {
-            role,
-            content: vec![ContentPart::Text(text.into())],
-            name: None,
-            tool_calls: vec![],
-            tool_call_id: None,
-            reasoning: None,
-        }
-    }
-
-    fn request(messages: Vec<Message>) -> ChatRequest {
-        ChatRequest {
-            model: "public".into(),
-            messages,
-            tools: vec![],
-            tool_choice: None,
-            parallel_tool_calls: None,
-            response_format: None,
-            sampling: Sampling {
-                temperature: None,
-                top_p: None,
-                max_tokens: None,
-                stop: vec![],
-                presence_penalty: None,
-                frequency_penalty: None,
-                seed: None,
-                n: None,
-                reasoning_effort: None,
-            },
-            stream: false,
-            user: None,
-            extra: String::new(),
-        }
+        Settings::parse(&deployment("https://api.anthropic.com", "claude", "")).unwrap()
     }
 
     fn call(id: &str, args: &str) -> ToolCall {
@@ -294,10 +252,10 @@ mod tests {
         let b = body(
             "claude",
             &settings(),
-            request(vec![
-                msg(Role::System, "one"),
-                msg(Role::User, "hi"),
-                msg(Role::Developer, "two"),
+            request(&[
+                (Role::System, "one"),
+                (Role::User, "hi"),
+                (Role::Developer, "two"),
             ]),
         )
         .unwrap();
@@ -314,7 +272,7 @@ mod tests {
         let b = body(
             "claude",
             &settings(),
-            request(vec![
+            request_from(vec![
                 msg(Role::User, "go"),
                 assistant,
                 tool_msg("call.1", "a"),
@@ -347,7 +305,7 @@ mod tests {
         let b = body(
             "claude",
             &settings(),
-            request(vec![msg(Role::User, "a"), msg(Role::User, "b")]),
+            request(&[(Role::User, "a"), (Role::User, "b")]),
         )
         .unwrap();
         assert_eq!(
@@ -369,7 +327,7 @@ mod tests {
             url: "https://example.com/cat.jpg".into(),
             detail: None,
         }));
-        let b = body("claude", &settings(), request(vec![m])).unwrap();
+        let b = body("claude", &settings(), request_from(vec![m])).unwrap();
         assert_eq!(
             b["messages"][0]["content"][1],
             json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}})
@@ -383,13 +341,13 @@ mod tests {
             url: "file:///etc/passwd".into(),
             detail: None,
         })];
-        let e = body("claude", &settings(), request(vec![bad])).unwrap_err();
+        let e = body("claude", &settings(), request_from(vec![bad])).unwrap_err();
         assert_eq!(e.kind, switchyard_sdk::adapter::ErrorKind::InvalidRequest);
     }
 
     #[test]
     fn tools_and_choices() {
-        let mut r = request(vec![msg(Role::User, "x")]);
+        let mut r = request(&[(Role::User, "x")]);
         r.tools = vec![ToolDefinition {
             name: "lookup".into(),
             description: None,
@@ -418,7 +376,7 @@ mod tests {
 
     #[test]
     fn unsupported_features_are_refused() {
-        let mut r = request(vec![msg(Role::User, "x")]);
+        let mut r = request(&[(Role::User, "x")]);
         r.sampling.n = Some(2);
         let e = body("claude", &settings(), r.clone()).unwrap_err();
         assert_eq!(e.kind, switchyard_sdk::adapter::ErrorKind::Unsupported);
@@ -430,7 +388,7 @@ mod tests {
 
     #[test]
     fn extra_adds_fields_but_never_overrides() {
-        let mut r = request(vec![msg(Role::User, "x")]);
+        let mut r = request(&[(Role::User, "x")]);
         r.stream = true;
         r.user = Some("u1".into());
         r.extra =

@@ -14,7 +14,7 @@ use switchyard_sdk::adapter::{
     ToolCallDelta,
 };
 
-use crate::error::{embedded, from_status};
+use crate::error::embedded;
 use crate::response::{Tokens, finish_reason, str_of};
 
 /// A `tool_use` content block of this message.
@@ -27,9 +27,9 @@ struct ToolBlock {
     has_arguments: bool,
 }
 
+/// The host opens a decoder only for a 2xx response, so errors arrive in-band only, as
+/// `error` events.
 pub(crate) struct Decoder {
-    /// The status of the response head; a non-2xx stream carries an error, not events.
-    status: u16,
     id: String,
     model: String,
     /// The first chunk carries the assistant role.
@@ -41,9 +41,8 @@ pub(crate) struct Decoder {
 
 impl Decoder {
     /// `model` is the deployment's model id, used until `message_start` names one.
-    pub(crate) fn new(status: u16, model: String) -> Self {
+    pub(crate) fn new(model: String) -> Self {
         Decoder {
-            status,
             id: String::new(),
             model,
             sent_role: false,
@@ -60,9 +59,6 @@ impl StreamDecoder for Decoder {
         // Keep-alives, and anything sent after `message_stop`, carry nothing.
         if self.done || data.is_empty() {
             return Ok(Vec::new());
-        }
-        if !(200..300).contains(&self.status) {
-            return Err(from_status(self.status, data));
         }
         let name = event.event.as_deref().filter(|n| !n.is_empty());
         if name == Some("ping") {
@@ -98,7 +94,7 @@ impl StreamDecoder for Decoder {
         if self.done {
             Ok(Vec::new())
         } else {
-            Err(stream_cut(self.status, "message_stop"))
+            Err(stream_cut("message_stop"))
         }
     }
 }
@@ -307,7 +303,7 @@ mod tests {
 
     #[test]
     fn thinking_text_and_usage() {
-        let mut d = Decoder::new(200, "dep".into());
+        let mut d = Decoder::new("dep".into());
         let chunks = feed(
             &mut d,
             vec![
@@ -377,7 +373,7 @@ mod tests {
 
     #[test]
     fn tools_get_running_indexes_and_empty_arguments_become_an_object() {
-        let mut d = Decoder::new(200, "dep".into());
+        let mut d = Decoder::new("dep".into());
         let chunks = feed(
             &mut d,
             vec![
@@ -439,7 +435,7 @@ mod tests {
 
     #[test]
     fn server_tool_input_is_not_a_client_call() {
-        let mut d = Decoder::new(200, "dep".into());
+        let mut d = Decoder::new("dep".into());
         let chunks = feed(
             &mut d,
             vec![
@@ -463,7 +459,7 @@ mod tests {
 
     #[test]
     fn events_named_only_by_type_are_understood() {
-        let mut d = Decoder::new(200, "dep".into());
+        let mut d = Decoder::new("dep".into());
         let e = StreamEvent {
             event: None,
             data: br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#.to_vec(),
@@ -474,7 +470,7 @@ mod tests {
 
     #[test]
     fn error_event_and_cut_stream_fail() {
-        let mut d = Decoder::new(200, "dep".into());
+        let mut d = Decoder::new("dep".into());
         feed(&mut d, vec![start()]);
         let e = d
             .decode(event(

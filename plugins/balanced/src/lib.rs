@@ -1,35 +1,33 @@
 //! The `balanced` router: ranks deployments by live latency and error rate (or by price,
 //! or by weighted chance), keeping deployments with an open circuit as a last resort.
 //!
-//! Plugin config (`[plugins.balanced.config]`): `strategy = "latency"` (default),
-//! `"cost"` or `"weighted-random"`; `shadow = "DEPLOYMENT"` mirrors requests to that
-//! deployment (its answers are discarded and it never serves the client), for
+//! Plugin config (`[plugins.balanced.config]`, see `config`): `strategy = "latency"`
+//! (default), `"cost"` or `"weighted-random"`; `shadow = "DEPLOYMENT"` mirrors requests to
+//! that deployment (its answers are discarded and it never serves the client), for
 //! `shadow_percent` (default 100) of requests.
 
 // Tests may unwrap: a failed expectation is the point.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod config;
 mod rank;
 
 use switchyard_sdk::router::*;
 
-use rank::Strategy;
+use config::Config;
 
+#[derive(Default)]
 struct Balanced;
 
 impl Router for Balanced {
     fn route(
+        &mut self,
         request: RouteRequest,
         candidates: Vec<Candidate>,
     ) -> Result<RouteDecision, PluginError> {
-        let config = host::config();
-        let strategy = Strategy::from_config(&config).unwrap_or_else(|problem| {
-            // A typo in the config must not take routing down for every request: say so
-            // and route by latency, which is never a dangerous choice.
-            host::log(host::Level::Warn, &format!("{problem}; routing by latency"));
-            Strategy::Latency
-        });
+        let config = Config::read();
         let shadow = shadow(&config, request.request_seed, &candidates);
+        let strategy = config.strategy.unwrap_or_default();
         let order = rank::order(strategy, request.request_seed, &candidates)
             .into_iter()
             .filter(|i| Some(*i) != shadow)
@@ -39,14 +37,9 @@ impl Router for Balanced {
 }
 
 /// The mirrored candidate for this request, if the config names one that is present.
-fn shadow(config: &str, seed: u64, candidates: &[Candidate]) -> Option<u32> {
-    let value: serde_json::Value = serde_json::from_str(config).ok()?;
-    let name = value.get("shadow")?.as_str()?;
-    let percent = value
-        .get("shadow_percent")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(100);
-    if seed % 100 >= percent {
+fn shadow(config: &Config, seed: u64, candidates: &[Candidate]) -> Option<u32> {
+    let name = config.shadow.as_deref()?;
+    if seed % 100 >= config.shadow_percent.unwrap_or(100) {
         return None;
     }
     let i = candidates.iter().position(|c| c.name == name)?;

@@ -1,39 +1,19 @@
 //! The ranking itself, as plain functions over the candidates and the request seed.
 
-use serde_json::Value;
+use serde::Deserialize;
 use switchyard_sdk::router::{Candidate, CircuitState};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How to rank, named in the plugin config as `strategy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum Strategy {
     /// Fastest and most reliable first.
+    #[default]
     Latency,
     /// Cheapest first (input plus output price), latency breaking ties.
     Cost,
     /// The first pick is drawn by weight; the fallbacks follow by latency.
     WeightedRandom,
-}
-
-impl Strategy {
-    /// Reads `strategy` from the plugin config; `Err` says what is wrong with it.
-    pub(crate) fn from_config(config: &str) -> Result<Strategy, String> {
-        let config = config.trim();
-        if config.is_empty() {
-            return Ok(Strategy::Latency);
-        }
-        let value: Value = serde_json::from_str(config)
-            .map_err(|_| "balanced: the plugin config is not valid JSON".to_string())?;
-        match value.get("strategy") {
-            None | Some(Value::Null) => Ok(Strategy::Latency),
-            Some(Value::String(s)) if s == "latency" => Ok(Strategy::Latency),
-            Some(Value::String(s)) if s == "cost" => Ok(Strategy::Cost),
-            Some(Value::String(s)) if s == "weighted-random" => Ok(Strategy::WeightedRandom),
-            Some(_) => Err(
-                "balanced: config `strategy` must be \"latency\", \"cost\" or \
-                            \"weighted-random\""
-                    .to_string(),
-            ),
-        }
-    }
 }
 
 /// Every candidate index, best first: candidates with an open circuit come last (the host
@@ -223,16 +203,5 @@ mod tests {
             order(Strategy::WeightedRandom, 42, &c),
             order(Strategy::WeightedRandom, 42, &c)
         );
-    }
-
-    #[test]
-    fn config_names_the_strategy_or_says_what_is_wrong() {
-        assert_eq!(Strategy::from_config(""), Ok(Strategy::Latency));
-        assert_eq!(
-            Strategy::from_config(r#"{"strategy":"cost"}"#),
-            Ok(Strategy::Cost)
-        );
-        assert!(Strategy::from_config(r#"{"strategy":"fastest"}"#).is_err());
-        assert!(Strategy::from_config("not json").is_err());
     }
 }

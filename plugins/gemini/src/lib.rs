@@ -19,10 +19,12 @@ use switchyard_sdk::adapter::*;
 
 use settings::Settings;
 
+#[derive(Default)]
 struct Gemini;
 
 impl Adapter for Gemini {
     fn build_request(
+        &mut self,
         deployment: Deployment,
         request: ChatRequest,
     ) -> Result<UpstreamRequest, PluginError> {
@@ -39,6 +41,7 @@ impl Adapter for Gemini {
     }
 
     fn parse_response(
+        &mut self,
         deployment: Deployment,
         response: UpstreamResponse,
     ) -> Result<ChatResponse, PluginError> {
@@ -46,11 +49,12 @@ impl Adapter for Gemini {
     }
 
     fn open_stream(
+        &mut self,
         deployment: Deployment,
-        status: u16,
+        _status: u16,
         _headers: Vec<Header>,
     ) -> Box<dyn StreamDecoder> {
-        Box::new(stream::Decoder::new(status, deployment.model_id))
+        Box::new(stream::Decoder::new(deployment.model_id))
     }
 }
 

@@ -271,52 +271,16 @@ fn generation_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_sdk::adapter::{Deployment, ErrorKind};
+    use switchyard_sdk::adapter::ErrorKind;
+    use switchyard_sdk::testing::{deployment, message as msg, request, request_from};
 
     fn settings(raw: &str) -> Settings {
-        Settings::parse(&Deployment {
-            name: "d".into(),
-            base_url: "https://generativelanguage.googleapis.com".into(),
-            model_id: "gemini-2.0-flash".into(),
-            settings: raw.into(),
-        })
+        Settings::parse(&deployment(
+            "https://generativelanguage.googleapis.com",
+            "gemini-2.0-flash",
+            raw,
+        ))
         .unwrap()
-    }
-
-    fn msg(role: Role, text: &str) -> Message {
-        Message {
-            role,
-            content: vec![ContentPart::Text(text.into())],
-            name: None,
-            tool_calls: vec![],
-            tool_call_id: None,
-            reasoning: None,
-        }
-    }
-
-    fn request(messages: Vec<Message>) -> ChatRequest {
-        ChatRequest {
-            model: "public".into(),
-            messages,
-            tools: vec![],
-            tool_choice: None,
-            parallel_tool_calls: None,
-            response_format: None,
-            sampling: Sampling {
-                temperature: None,
-                top_p: None,
-                max_tokens: None,
-                stop: vec![],
-                presence_penalty: None,
-                frequency_penalty: None,
-                seed: None,
-                n: None,
-                reasoning_effort: None,
-            },
-            stream: false,
-            user: None,
-            extra: String::new(),
-        }
     }
 
     fn tool_turn(model: &str) -> Result<Value, PluginError> {
@@ -340,7 +304,7 @@ mod tests {
         body(
             model,
             &settings("{}"),
-            request(vec![
+            request_from(vec![
                 msg(Role::User, "weather and time?"),
                 assistant,
                 answer("c2", "12:00"),
@@ -386,7 +350,12 @@ mod tests {
             tool_call_id: Some("nope".into()),
             ..msg(Role::Tool, "x")
         };
-        let e = body("gemini-2.0-flash", &settings("{}"), request(vec![orphan])).unwrap_err();
+        let e = body(
+            "gemini-2.0-flash",
+            &settings("{}"),
+            request_from(vec![orphan]),
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidRequest);
     }
 
@@ -401,7 +370,7 @@ mod tests {
             url: "https://example.com/a.PNG?x=1".into(),
             detail: None,
         }));
-        let mut r = request(vec![
+        let mut r = request_from(vec![
             msg(Role::System, "be brief"),
             user,
             msg(Role::User, ""),
@@ -454,7 +423,7 @@ mod tests {
 
     #[test]
     fn extra_merges_into_nested_objects_without_overriding() {
-        let mut r = request(vec![msg(Role::User, "x")]);
+        let mut r = request(&[(Role::User, "x")]);
         r.sampling.temperature = Some(1.0);
         r.extra = r#"{"generationConfig": {"temperature": 0, "thinkingConfig": {"thinkingBudget": 0}}, "safetySettings": []}"#.into();
         let b = body("gemini-2.5-flash", &settings("{}"), r).unwrap();
@@ -492,14 +461,17 @@ mod tests {
         assert!(
             matches!(&s.credential, switchyard_sdk::adapter::CredentialPlacement::Header(h) if h == "x-goog-api-key")
         );
+        assert!(Settings::parse(&deployment("b", "m", r#"{"api_version": "../x"}"#)).is_err());
+        let e = Settings::parse(&deployment(
+            "b",
+            "m",
+            r#"{"skip_thought_signatures": true}"#,
+        ));
         assert!(
-            Settings::parse(&Deployment {
-                name: "d".into(),
-                base_url: "b".into(),
-                model_id: "m".into(),
-                settings: r#"{"api_version": "../x"}"#.into(),
-            })
-            .is_err()
+            e.is_err_and(|e| e
+                .message
+                .contains("unknown field `skip_thought_signatures`")),
+            "a typo'd key is refused by name"
         );
     }
 }

@@ -13,9 +13,9 @@
 //! A broken setting is an operator error, not the client's: it is reported as `internal`
 //! and names the key, never the value (header values may be secrets).
 
-use serde_json::Value;
+use serde::Deserialize;
 use switchyard_sdk::adapter::support::{
-    SettingsTable, is_header_value, json_headers, percent_encode,
+    StringTable, bad_setting, credential, is_header_value, json_headers, percent_encode, settings,
 };
 use switchyard_sdk::adapter::{CredentialPlacement, Deployment, Header, PluginError};
 
@@ -23,6 +23,18 @@ const DEFAULT_API_VERSION: &str = "v1beta";
 const DEFAULT_AUTH_HEADER: &str = "x-goog-api-key";
 /// The query parameter Google reads a key from.
 const AUTH_QUERY: &str = "key";
+
+/// The settings as written; unknown keys are refused so that a typo is not ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    api_version: Option<String>,
+    skip_thought_signature_validator: Option<bool>,
+    auth: Option<String>,
+    auth_header: Option<String>,
+    #[serde(default)]
+    headers: StringTable,
+}
 
 pub(crate) struct Settings {
     pub credential: CredentialPlacement,
@@ -35,10 +47,11 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub fn parse(deployment: &Deployment) -> Result<Settings, PluginError> {
-        let table = SettingsTable::parse(deployment, "adapter setting", "settings")?;
-        let api_version = match table.get("api_version") {
+        let raw: Raw = settings(deployment)?;
+        let api_version = match raw.api_version {
             None => DEFAULT_API_VERSION.to_string(),
-            Some(Value::String(v))
+            // One path segment: it is put in the path as it is.
+            Some(v)
                 if !v.is_empty()
                     && v.bytes().all(|b| {
                         b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-'
@@ -46,24 +59,27 @@ impl Settings {
                     && v != "."
                     && v != ".." =>
             {
-                v.clone()
+                v
             }
-            Some(_) => return Err(table.bad("api_version", "a version such as \"v1beta\"")),
+            Some(_) => {
+                return Err(bad_setting(
+                    deployment,
+                    "api_version",
+                    "a version such as \"v1beta\"",
+                ));
+            }
         };
-        let skip_thought_signature = match table.get("skip_thought_signature_validator") {
-            None => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(_) => return Err(table.bad("skip_thought_signature_validator", "true or false")),
-        };
-
-        let credential = table.credential(
+        let credential = credential(
+            deployment,
+            raw.auth.as_deref(),
+            raw.auth_header.as_deref(),
             CredentialPlacement::Header(DEFAULT_AUTH_HEADER.into()),
             Some(AUTH_QUERY),
         )?;
-        let headers = table.headers(is_header_value)?;
+        let headers = raw.headers.into_headers(deployment, is_header_value)?;
         Ok(Settings {
             credential,
-            skip_thought_signature,
+            skip_thought_signature: raw.skip_thought_signature_validator,
             api_version,
             headers,
         })

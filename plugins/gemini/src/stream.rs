@@ -13,7 +13,7 @@ use switchyard_sdk::adapter::{
     ToolCallDelta, Usage,
 };
 
-use crate::error::{embedded, from_status};
+use crate::error::embedded;
 use crate::response::{
     blocked, candidate_index, finish_reason, model_version, read_parts, response_id, usage,
 };
@@ -26,9 +26,9 @@ struct ChoiceState {
     calls: usize,
 }
 
+/// The host opens a decoder only for a 2xx response, so errors arrive in-band only, as
+/// an event with an `error` member.
 pub(crate) struct Decoder {
-    /// The status of the response head; a non-2xx stream carries an error, not events.
-    status: u16,
     id: String,
     model: String,
     choices: Vec<ChoiceState>,
@@ -38,9 +38,8 @@ pub(crate) struct Decoder {
 
 impl Decoder {
     /// `model` is the deployment's model id, used until an event names the version.
-    pub(crate) fn new(status: u16, model: String) -> Self {
+    pub(crate) fn new(model: String) -> Self {
         Decoder {
-            status,
             id: String::new(),
             model,
             choices: Vec::new(),
@@ -55,9 +54,6 @@ impl StreamDecoder for Decoder {
         let data = event.data.trim_ascii();
         if data.is_empty() {
             return Ok(Vec::new());
-        }
-        if !(200..300).contains(&self.status) {
-            return Err(from_status(self.status, data));
         }
         let value = read_object(data, "a stream event from the upstream")?;
         if let Some(err) = embedded(&value) {
@@ -113,8 +109,8 @@ impl StreamDecoder for Decoder {
     }
 
     fn finish(&mut self) -> Result<Vec<ChatChunk>, PluginError> {
-        if !self.finished || !(200..300).contains(&self.status) {
-            return Err(stream_cut(self.status, "a finishReason"));
+        if !self.finished {
+            return Err(stream_cut("a finishReason"));
         }
         Ok(self
             .usage
@@ -222,7 +218,7 @@ mod tests {
 
     #[test]
     fn running_usage_is_reported_once_at_the_end() {
-        let mut d = Decoder::new(200, "dep".into());
+        let mut d = Decoder::new("dep".into());
         let mut chunks = Vec::new();
         for (i, (text, done)) in [("Hel", false), ("lo", true)].into_iter().enumerate() {
             let mut candidate =
@@ -256,7 +252,7 @@ mod tests {
 
     #[test]
     fn calls_get_ids_numbered_across_events_and_thoughts_are_reasoning() {
-        let mut d = Decoder::new(200, "dep".into());
+        let mut d = Decoder::new("dep".into());
         let a = d
             .decode(event(json!({"candidates": [{"content": {"parts": [
                 {"text": "plan", "thought": true},
@@ -283,7 +279,7 @@ mod tests {
 
     #[test]
     fn a_stream_without_finish_reason_was_cut() {
-        let mut d = Decoder::new(200, "dep".into());
+        let mut d = Decoder::new("dep".into());
         d.decode(event(
             json!({"candidates": [{"content": {"parts": [{"text": "x"}]}}]}),
         ))
@@ -297,7 +293,7 @@ mod tests {
 
     #[test]
     fn mid_stream_errors_and_bad_json_fail() {
-        let mut d = Decoder::new(200, "dep".into());
+        let mut d = Decoder::new("dep".into());
         let e = d
             .decode(event(
                 json!({"error": {"code": 503, "message": "overloaded"}}),
@@ -318,7 +314,7 @@ mod tests {
 
     #[test]
     fn a_blocked_prompt_ends_the_stream_with_content_filter() {
-        let mut d = Decoder::new(200, "dep".into());
+        let mut d = Decoder::new("dep".into());
         let c = d
             .decode(event(
                 json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}),

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 use switchyard_sdk::adapter::PluginError;
-use switchyard_sdk::adapter::support::{embedded_error, error_message, status_error};
+use switchyard_sdk::adapter::support::{
+    embedded_error, error_message, reported_error, status_error,
+};
 
 /// OpenAI (`sk-`) and Groq (`gsk_`) keys; OpenAI echoes a masked key in some 401 messages.
 const KEY_PREFIXES: [&str; 2] = ["sk-", "gsk_"];
@@ -23,4 +25,10 @@ fn message_of(body: &Value) -> Option<String> {
 /// The `error` member of a body that should have been a completion, when it is set.
 pub(crate) fn embedded(body: &Value) -> Option<PluginError> {
     embedded_error(body, message_of)
+}
+
+/// The error of an `event: error` in a stream, which some compatible servers send.
+pub(crate) fn error_event(data: &[u8]) -> PluginError {
+    let body = serde_json::from_slice::<Value>(data).ok();
+    reported_error(body.as_ref().and_then(message_of))
 }

@@ -18,10 +18,12 @@ use switchyard_sdk::adapter::*;
 
 use settings::Settings;
 
+#[derive(Default)]
 struct OpenAi;
 
 impl Adapter for OpenAi {
     fn build_request(
+        &mut self,
         deployment: Deployment,
         request: ChatRequest,
     ) -> Result<UpstreamRequest, PluginError> {
@@ -38,6 +40,7 @@ impl Adapter for OpenAi {
     }
 
     fn parse_response(
+        &mut self,
         _deployment: Deployment,
         response: UpstreamResponse,
     ) -> Result<ChatResponse, PluginError> {
@@ -45,11 +48,12 @@ impl Adapter for OpenAi {
     }
 
     fn open_stream(
+        &mut self,
         _deployment: Deployment,
-        status: u16,
+        _status: u16,
         _headers: Vec<Header>,
     ) -> Box<dyn StreamDecoder> {
-        Box::new(stream::Decoder::new(status))
+        Box::new(stream::Decoder::default())
     }
 }
 

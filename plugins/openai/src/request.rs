@@ -222,57 +222,25 @@ fn merge_extra(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_sdk::adapter::Deployment;
+    use switchyard_sdk::testing::{deployment, request};
 
     fn settings(raw: &str) -> Settings {
-        Settings::parse(&Deployment {
-            name: "d".into(),
-            base_url: "https://api.openai.com/v1".into(),
-            model_id: "gpt-4o-mini".into(),
-            settings: raw.into(),
-        })
-        .expect("settings")
+        Settings::parse(&deployment("https://api.openai.com/v1", "gpt-4o-mini", raw))
+            .expect("settings")
     }
 
-    fn msg(role: Role, text: &str) -> Message {
-        Message {
-            role,
-            content: vec![ContentPart::Text(text.into())],
-            name: None,
-            tool_calls: vec![],
-            tool_call_id: None,
-            reasoning: None,
-        }
-    }
-
-    fn request(messages: Vec<Message>) -> ChatRequest {
-        ChatRequest {
-            model: "public".into(),
-            messages,
-            tools: vec![],
-            tool_choice: None,
-            parallel_tool_calls: None,
-            response_format: None,
-            sampling: Sampling {
-                temperature: Some(0.5),
-                top_p: None,
-                max_tokens: Some(64),
-                stop: vec!["END".into()],
-                presence_penalty: None,
-                frequency_penalty: None,
-                seed: None,
-                n: None,
-                reasoning_effort: None,
-            },
-            stream: false,
-            user: None,
-            extra: String::new(),
-        }
+    /// A request with a few sampling values set, to see them mapped.
+    fn sampled(messages: &[(Role, &str)]) -> ChatRequest {
+        let mut r = request(messages);
+        r.sampling.temperature = Some(0.5);
+        r.sampling.max_tokens = Some(64);
+        r.sampling.stop = vec!["END".into()];
+        r
     }
 
     #[test]
     fn builds_the_chat_completions_body_with_the_deployments_model() {
-        let r = request(vec![msg(Role::System, "be brief"), msg(Role::User, "hi")]);
+        let r = sampled(&[(Role::System, "be brief"), (Role::User, "hi")]);
         let b = body("gpt-4o-mini", &settings("{}"), r).expect("body");
         assert_eq!(
             b,
@@ -292,7 +260,7 @@ mod tests {
 
     #[test]
     fn older_servers_get_max_tokens_and_streams_always_ask_for_usage() {
-        let mut r = request(vec![msg(Role::User, "hi")]);
+        let mut r = sampled(&[(Role::User, "hi")]);
         r.stream = true;
         let b = body("m", &settings(r#"{"max_tokens_field":"max_tokens"}"#), r).expect("body");
         assert_eq!(b["max_tokens"], 64);
@@ -302,7 +270,7 @@ mod tests {
 
     #[test]
     fn extra_fields_pass_through_but_never_override_typed_ones() {
-        let mut r = request(vec![msg(Role::User, "hi")]);
+        let mut r = sampled(&[(Role::User, "hi")]);
         r.extra = r#"{"logit_bias":{"42":1},"model":"other","stream":true}"#.into();
         let b = body("m", &settings("{}"), r).expect("body");
         assert_eq!(b["logit_bias"], json!({"42": 1}));

@@ -10,25 +10,16 @@ use switchyard_sdk::adapter::{
     ChatChunk, ChoiceDelta, PluginError, StreamDecoder, StreamEvent, ToolCallDelta,
 };
 
-use crate::error::{embedded, from_status};
+use crate::error::{embedded, error_event};
 use crate::response::{
     arguments, content_parts, finish_reason, index, reasoning_field, role, string, unix_seconds,
     usage,
 };
 
+/// The host opens a decoder only for a 2xx response, so errors arrive in-band only.
+#[derive(Default)]
 pub(crate) struct Decoder {
-    /// The status of the response head; a non-2xx stream carries an error, not chunks.
-    status: u16,
     done: bool,
-}
-
-impl Decoder {
-    pub(crate) fn new(status: u16) -> Self {
-        Decoder {
-            status,
-            done: false,
-        }
-    }
 }
 
 impl StreamDecoder for Decoder {
@@ -38,8 +29,8 @@ impl StreamDecoder for Decoder {
         if data.is_empty() || self.done {
             return Ok(Vec::new());
         }
-        if !(200..300).contains(&self.status) || event.event.as_deref() == Some("error") {
-            return Err(from_status(self.status, data));
+        if event.event.as_deref() == Some("error") {
+            return Err(error_event(data));
         }
         if data == b"[DONE]" {
             self.done = true;
@@ -56,7 +47,7 @@ impl StreamDecoder for Decoder {
         if self.done {
             Ok(Vec::new())
         } else {
-            Err(stream_cut(self.status, "[DONE]"))
+            Err(stream_cut("[DONE]"))
         }
     }
 }
@@ -180,7 +171,7 @@ mod tests {
 
     #[test]
     fn decodes_chunks_until_done_and_ignores_keep_alives() {
-        let mut d = Decoder::new(200);
+        let mut d = Decoder::default();
         let c = d
             .decode(event(r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"he"},"finish_reason":null}]}"#))
             .expect("chunk");
@@ -196,15 +187,23 @@ mod tests {
 
     #[test]
     fn a_stream_without_done_or_with_an_error_event_fails() {
-        let mut d = Decoder::new(200);
+        let mut d = Decoder::default();
         assert!(d.finish().is_err(), "cut before [DONE]");
-        let mut d = Decoder::new(200);
+        let mut d = Decoder::default();
         let e = d
             .decode(event(
                 r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
             ))
             .expect_err("error event");
         assert!(e.message.contains("overloaded"), "{}", e.message);
-        assert!(Decoder::new(200).decode(event("{cut")).is_err());
+        let named = StreamEvent {
+            event: Some("error".into()),
+            data: br#"{"error":{"message":"quota exceeded"}}"#.to_vec(),
+        };
+        let e = Decoder::default()
+            .decode(named)
+            .expect_err("named error event");
+        assert_eq!(e.message, "quota exceeded");
+        assert!(Decoder::default().decode(event("{cut")).is_err());
     }
 }

@@ -5,16 +5,29 @@
 //! kinds = ["email", "card"]  # default: email, card, ssn, iban, phone
 //! ```
 
-use serde_json::Value;
+use serde::Deserialize;
+use switchyard_sdk::filter::PluginError;
 
 use crate::detect::{Kind, Kinds};
 
 /// What to do with personal data found in a request. Responses are always redacted: the
 /// upstream call has been paid for, and the client should still get the answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Mode {
+    #[default]
     Redact,
     Deny,
+}
+
+/// The config as written; unknown keys are refused, since a typo'd `kinds` would
+/// otherwise quietly redact everything or a typo'd `mode` let data through.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    mode: Option<Mode>,
+    /// `None` means every kind; an empty list, none.
+    kinds: Option<Vec<Kind>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -24,39 +37,68 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    /// Reads the config; `Err` names the key that is wrong.
-    pub(crate) fn parse(raw: &str) -> Result<Config, String> {
-        let raw = raw.trim();
-        let value = if raw.is_empty() {
-            Value::Object(Default::default())
-        } else {
-            serde_json::from_str::<Value>(raw)
-                .ok()
-                .filter(Value::is_object)
-                .ok_or("pii-redact: the plugin config is not a JSON object")?
-        };
-        let mode = match value.get("mode") {
-            None | Some(Value::Null) => Mode::Redact,
-            Some(Value::String(m)) if m == "redact" => Mode::Redact,
-            Some(Value::String(m)) if m == "deny" => Mode::Deny,
-            Some(_) => {
-                return Err("pii-redact: config `mode` must be \"redact\" or \"deny\"".into());
-            }
-        };
-        let kinds = match value.get("kinds") {
-            None | Some(Value::Null) => Kinds::all(),
-            Some(Value::Array(names)) => names.iter().try_fold(Kinds::default(), |set, name| {
-                let kind = name
-                    .as_str()
-                    .and_then(|n| Kind::ALL.into_iter().find(|k| k.name() == n))
-                    .ok_or(
-                        "pii-redact: config `kinds` entries must be \"email\", \"card\", \
-                             \"ssn\", \"iban\" or \"phone\"",
-                    )?;
-                Ok::<_, String>(set.with(kind))
-            })?,
-            Some(_) => return Err("pii-redact: config `kinds` must be a list".into()),
-        };
-        Ok(Config { mode, kinds })
+    /// The config from the host. A broken one is an `internal` error naming the key:
+    /// redacting nothing because of a typo would let personal data through, so the
+    /// filter stops traffic instead.
+    pub(crate) fn read() -> Result<Config, PluginError> {
+        switchyard_sdk::config::<Raw>().map(Config::from)
+    }
+}
+
+impl From<Raw> for Config {
+    fn from(raw: Raw) -> Config {
+        Config {
+            mode: raw.mode.unwrap_or_default(),
+            kinds: raw.kinds.map_or_else(Kinds::all, |kinds| {
+                kinds.into_iter().fold(Kinds::default(), Kinds::with)
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_sdk::filter::ErrorKind;
+
+    fn parse(json: &str) -> Result<Config, PluginError> {
+        switchyard_sdk::parse_config::<Raw>(json).map(Config::from)
+    }
+
+    #[test]
+    fn defaults_redact_every_kind() {
+        let c = parse("").unwrap();
+        assert_eq!(c.mode, Mode::Redact);
+        assert_eq!(c.kinds, Kinds::all());
+        let c = parse(r#"{"mode": "deny", "kinds": ["email", "iban"]}"#).unwrap();
+        assert_eq!(c.mode, Mode::Deny);
+        assert_eq!(c.kinds, Kinds::default().with(Kind::Email).with(Kind::Iban));
+        assert_eq!(parse(r#"{"kinds": []}"#).unwrap().kinds, Kinds::default());
+    }
+
+    #[test]
+    fn a_typo_d_key_is_refused_by_name() {
+        let e = parse(r#"{"mdoe": "deny"}"#).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Internal);
+        assert_eq!(
+            e.message,
+            "plugin config: unknown field `mdoe`, expected `mode` or `kinds`"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = parse(r#"{"kinds": ["email", "passport"]}"#).unwrap_err();
+        assert_eq!(
+            e.message,
+            "plugin config `kinds[1]`: unknown value, expected one of `email`, `card`, `ssn`, \
+             `iban`, `phone`"
+        );
+        let e = parse(r#"{"mode": "block"}"#).unwrap_err();
+        assert_eq!(
+            e.message,
+            "plugin config `mode`: unknown value, expected `redact` or `deny`"
+        );
+        assert!(parse("[1]").is_err());
     }
 }

@@ -5,8 +5,9 @@
 //! ASCII byte, which is always a `char` boundary, and non-ASCII text simply never matches.
 //! Checksums (Luhn for cards, mod-97 for IBANs) keep ordinary numbers from being eaten.
 
-/// A kind of personal data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A kind of personal data, named in the plugin config by its lowercase name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Kind {
     Email,
     Card,
@@ -17,17 +18,6 @@ pub(crate) enum Kind {
 
 impl Kind {
     pub(crate) const ALL: [Kind; 5] = [Kind::Email, Kind::Card, Kind::Ssn, Kind::Iban, Kind::Phone];
-
-    /// The name used in the plugin config.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Kind::Email => "email",
-            Kind::Card => "card",
-            Kind::Ssn => "ssn",
-            Kind::Iban => "iban",
-            Kind::Phone => "phone",
-        }
-    }
 
     /// Words for a denial message.
     pub(crate) fn describe(self) -> &'static str {

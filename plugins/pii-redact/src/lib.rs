@@ -18,14 +18,28 @@ use switchyard_sdk::filter::*;
 use config::{Config, Mode};
 use detect::{Kinds, redact};
 
-struct PiiRedact;
+/// One request's filter: the config is read on its first call and kept for the rest.
+#[derive(Default)]
+struct PiiRedact {
+    config: Option<Config>,
+}
+
+impl PiiRedact {
+    fn config(&mut self) -> Result<Config, PluginError> {
+        match self.config {
+            Some(config) => Ok(config),
+            None => Ok(*self.config.insert(Config::read()?)),
+        }
+    }
+}
 
 impl Filter for PiiRedact {
     fn on_request(
+        &mut self,
         _ctx: RequestContext,
         mut request: ChatRequest,
     ) -> Result<RequestOutcome, PluginError> {
-        let config = config()?;
+        let config = self.config()?;
         let mut found = Kinds::default();
         for m in &mut request.messages {
             if matches!(
@@ -49,10 +63,11 @@ impl Filter for PiiRedact {
     }
 
     fn on_response(
+        &mut self,
         _ctx: RequestContext,
         mut response: ChatResponse,
     ) -> Result<ResponseVerdict, PluginError> {
-        let config = config()?;
+        let config = self.config()?;
         let mut found = Kinds::default();
         for choice in &mut response.choices {
             let m = &mut choice.message;
@@ -68,8 +83,8 @@ impl Filter for PiiRedact {
         })
     }
 
-    fn open_stream(_ctx: RequestContext) -> Box<dyn StreamFilter> {
-        match config() {
+    fn open_stream(&mut self, _ctx: RequestContext) -> Box<dyn StreamFilter> {
+        match self.config() {
             Ok(config) => Box::new(stream::Redactor::new(config.kinds)),
             Err(err) => Box::new(Broken(err)),
         }
@@ -93,15 +108,6 @@ impl StreamFilter for Broken {
     fn on_chunk(&mut self, _chunk: ChatChunk) -> Result<ChunkVerdict, PluginError> {
         Err(self.0.clone())
     }
-}
-
-/// The config, or an `internal` error: redacting nothing because of a typo would let
-/// personal data through, so a broken config stops traffic instead.
-fn config() -> Result<Config, PluginError> {
-    Config::parse(&host::config()).map_err(|message| PluginError {
-        kind: ErrorKind::Internal,
-        message,
-    })
 }
 
 /// Redacts every text part in place; returns the kinds found.

@@ -1,9 +1,11 @@
 //! Building blocks every JSON-over-HTTP adapter needs and no provider owns: errors, scrubbed
-//! provider messages, the deployment's settings table, and request-body pieces.
+//! provider messages, typed deployment settings, and request-body pieces.
 //!
 //! What differs between providers (error body shapes, key formats, the default credential
 //! placement, default headers) is a parameter here, so an adapter keeps only its own code.
 
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer};
 use serde_json::{Map, Number, Value};
 
 use super::{
@@ -124,14 +126,10 @@ fn looks_like_key(word: &str, key_prefixes: &[&str]) -> bool {
     word.contains("***") || key_prefixes.iter().any(|p| word.starts_with(p))
 }
 
-/// The error for a stream that ended before `end` (its end marker) arrived: the status
-/// when the head was not 2xx, else a bad upstream response, since the answer was cut.
-pub fn stream_cut(status: u16, end: &str) -> PluginError {
-    if (200..300).contains(&status) {
-        bad_upstream(format!("stream ended before {end}"))
-    } else {
-        status_only(status)
-    }
+/// The error for a stream that ended before `end` (its end marker) arrived: the answer
+/// was cut, so the upstream response is bad.
+pub fn stream_cut(end: &str) -> PluginError {
+    bad_upstream(format!("stream ended before {end}"))
 }
 
 /// An upstream body as JSON; `what` names it in the error ("the upstream response").
@@ -149,114 +147,115 @@ pub fn read_object(bytes: &[u8], what: &str) -> Result<Value, PluginError> {
     }
 }
 
-/// A deployment's adapter settings: the JSON table the host hands over as
-/// `deployment.settings`, read key by key. A broken setting is the operator's mistake,
-/// not the client's, so errors are `internal`; they name the key, never the value
-/// (header values may be secrets).
-pub struct SettingsTable<'a> {
-    deployment: &'a str,
-    noun: &'a str,
-    map: Map<String, Value>,
+/// A deployment's adapter settings (`[deployments.NAME.settings]`, handed over as
+/// `deployment.settings`) as `T`, blank meaning `{}`. With `#[serde(deny_unknown_fields)]`
+/// a typo'd key is refused by name. A broken setting is the operator's mistake, not the
+/// client's, so errors are `internal`; they name the deployment and the key, never the
+/// value (header values may be secrets).
+///
+/// ```ignore
+/// #[derive(serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct Raw { auth: Option<String>, #[serde(default)] headers: StringTable }
+///
+/// let raw: Raw = settings(&deployment)?;
+/// ```
+pub fn settings<T: DeserializeOwned>(deployment: &Deployment) -> Result<T, PluginError> {
+    let whole = format!("deployment `{}`: adapter settings", deployment.name);
+    let key = format!("deployment `{}`: adapter setting", deployment.name);
+    crate::config::parse(&deployment.settings, &whole, &key)
 }
 
-impl<'a> SettingsTable<'a> {
-    /// Reads `deployment.settings`, blank meaning none. Errors call a setting `noun`
-    /// (`{noun} `path` must be …`) and the settings as a whole `table`.
-    pub fn parse(
-        deployment: &'a Deployment,
-        noun: &'a str,
-        table: &str,
-    ) -> Result<Self, PluginError> {
-        let mut out = SettingsTable {
-            deployment: &deployment.name,
-            noun,
-            map: Map::new(),
-        };
-        let raw = deployment.settings.trim();
-        if !raw.is_empty() {
-            match serde_json::from_str::<Value>(raw) {
-                Ok(Value::Object(map)) => out.map = map,
-                _ => return Err(out.bad(table, "a table")),
-            }
-        }
-        Ok(out)
-    }
+/// The error for a setting that was read but fails a check: `key` must be `want`.
+pub fn bad_setting(deployment: &Deployment, key: &str, want: &str) -> PluginError {
+    internal(format!(
+        "deployment `{}`: adapter setting `{key}` must be {want}",
+        deployment.name
+    ))
+}
 
-    /// The setting `key`; `null` counts as unset, so that it always means "the default".
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        self.map.get(key).filter(|v| !v.is_null())
-    }
+/// A table of strings, such as query parameters or headers. Numbers and booleans are
+/// written out, since TOML users write `api-version = 2024` as easily as a string;
+/// `null` means an empty table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StringTable(pub Vec<(String, String)>);
 
-    /// The error for setting `key`, which must be `want`.
-    pub fn bad(&self, key: &str, want: &str) -> PluginError {
-        internal(format!(
-            "deployment `{}`: {} `{key}` must be {want}",
-            self.deployment, self.noun
-        ))
+impl<'de> Deserialize<'de> for StringTable {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        string_table(Some(&value))
+            .map(StringTable)
+            .ok_or_else(|| de::Error::custom("expected a table of strings"))
     }
+}
 
-    /// A table of strings such as query parameters, empty when unset. Numbers and
-    /// booleans are written out, since TOML users write `api-version = 2024` as easily as
-    /// a string; any other value is an error saying the table must be `want`.
-    pub fn strings(&self, key: &str, want: &str) -> Result<Vec<(String, String)>, PluginError> {
-        string_table(self.map.get(key)).ok_or_else(|| self.bad(key, want))
-    }
-
-    /// The extra request headers of `headers`. Names must be HTTP tokens, so that a typo
-    /// fails here rather than upstream; values must pass `value_ok` (the provider decides
-    /// how strict to be, e.g. [`is_header_value`]).
-    pub fn headers(
-        &self,
+impl StringTable {
+    /// The table as extra request headers (setting `headers`). Names must be HTTP
+    /// tokens, so that a typo fails here rather than upstream; values must pass
+    /// `value_ok` (the provider decides how strict to be, e.g. [`is_header_value`]).
+    pub fn into_headers(
+        self,
+        deployment: &Deployment,
         value_ok: impl Fn(&str) -> bool,
     ) -> Result<Vec<(String, String)>, PluginError> {
-        string_table(self.map.get("headers"))
-            .filter(|h| h.iter().all(|(k, v)| is_token(k) && value_ok(v)))
-            .ok_or_else(|| self.bad("headers", "a table of header names to strings"))
+        if self.0.iter().all(|(k, v)| is_token(k) && value_ok(v)) {
+            Ok(self.0)
+        } else {
+            Err(bad_setting(
+                deployment,
+                "headers",
+                "a table of header names to strings",
+            ))
+        }
     }
+}
 
-    /// Where the host puts the key. `auth` is `"none"`, `"bearer"`, `"header"` (only when
-    /// `default` is a header) or `"query"` (only when the provider reads the key from the
-    /// query parameter `query`); `auth_header` names the header and implies `"header"`.
-    /// With neither set, the provider's own `default` applies.
-    pub fn credential(
-        &self,
-        default: CredentialPlacement,
-        query: Option<&str>,
-    ) -> Result<CredentialPlacement, PluginError> {
-        let mut modes = Vec::with_capacity(4);
-        if matches!(default, CredentialPlacement::Header(_)) {
-            modes.push("header");
-        }
-        if query.is_some() {
-            modes.push("query");
-        }
-        modes.extend(["bearer", "none"]);
-        let auth = match self.get("auth") {
-            None => None,
-            Some(Value::String(a)) if modes.contains(&a.as_str()) => Some(a.as_str()),
-            Some(_) => return Err(self.bad("auth", &one_of(&modes))),
-        };
-        let auth_header = match self.get("auth_header") {
-            None => None,
-            Some(Value::String(h)) if is_token(h) => Some(h.to_ascii_lowercase()),
-            Some(_) => return Err(self.bad("auth_header", "a header name")),
-        };
-        Ok(match (auth, auth_header, query) {
-            (Some("none"), _, _) => CredentialPlacement::None,
-            (Some("bearer" | "query"), Some(_), _) => {
-                let want = if query.is_some() {
-                    "left out unless auth = \"header\""
-                } else {
-                    "left out when auth = \"bearer\""
-                };
-                return Err(self.bad("auth_header", want));
-            }
-            (Some("bearer"), None, _) => CredentialPlacement::Bearer,
-            (Some("query"), None, Some(param)) => CredentialPlacement::Query(param.into()),
-            (_, Some(h), _) => CredentialPlacement::Header(h),
-            _ => default,
-        })
+/// Where the host puts the key, from the settings `auth` and `auth_header`. `auth` is
+/// `"none"`, `"bearer"`, `"header"` (only when `default` is a header) or `"query"` (only
+/// when the provider reads the key from the query parameter `query`); `auth_header` names
+/// the header and implies `"header"`. With neither set, the provider's own `default`
+/// applies.
+pub fn credential(
+    deployment: &Deployment,
+    auth: Option<&str>,
+    auth_header: Option<&str>,
+    default: CredentialPlacement,
+    query: Option<&str>,
+) -> Result<CredentialPlacement, PluginError> {
+    let bad = |key: &str, want: &str| bad_setting(deployment, key, want);
+    let mut modes = Vec::with_capacity(4);
+    if matches!(default, CredentialPlacement::Header(_)) {
+        modes.push("header");
     }
+    if query.is_some() {
+        modes.push("query");
+    }
+    modes.extend(["bearer", "none"]);
+    if let Some(a) = auth
+        && !modes.contains(&a)
+    {
+        return Err(bad("auth", &one_of(&modes)));
+    }
+    let auth_header = match auth_header {
+        None => None,
+        Some(h) if is_token(h) => Some(h.to_ascii_lowercase()),
+        Some(_) => return Err(bad("auth_header", "a header name")),
+    };
+    Ok(match (auth, auth_header, query) {
+        (Some("none"), _, _) => CredentialPlacement::None,
+        (Some("bearer" | "query"), Some(_), _) => {
+            let want = if query.is_some() {
+                "left out unless auth = \"header\""
+            } else {
+                "left out when auth = \"bearer\""
+            };
+            return Err(bad("auth_header", want));
+        }
+        (Some("bearer"), None, _) => CredentialPlacement::Bearer,
+        (Some("query"), None, Some(param)) => CredentialPlacement::Query(param.into()),
+        (_, Some(h), _) => CredentialPlacement::Header(h),
+        _ => default,
+    })
 }
 
 /// `"a", "b" or "c"`.
@@ -552,15 +551,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        auth: Option<String>,
+        auth_header: Option<String>,
+    }
+
     fn table(settings: &str) -> Result<CredentialPlacement, PluginError> {
-        let d = Deployment {
-            name: "d".into(),
-            base_url: "http://b".into(),
-            model_id: "m".into(),
-            settings: settings.into(),
-        };
-        SettingsTable::parse(&d, "adapter setting", "settings")?
-            .credential(CredentialPlacement::Header("x-key".into()), Some("key"))
+        let d = crate::testing::deployment("http://b", "m", settings);
+        let raw: Raw = super::settings(&d)?;
+        credential(
+            &d,
+            raw.auth.as_deref(),
+            raw.auth_header.as_deref(),
+            CredentialPlacement::Header("x-key".into()),
+            Some("key"),
+        )
     }
 
     #[test]
@@ -600,7 +607,7 @@ mod tests {
         assert_eq!(
             e.as_deref(),
             Some(
-                "deployment `d`: adapter setting `auth` must be \"header\", \"query\", \"bearer\" or \"none\""
+                "deployment `test`: adapter setting `auth` must be \"header\", \"query\", \"bearer\" or \"none\""
             )
         );
         let e = table(r#"{"auth": "bearer", "auth_header": "a"}"#)
@@ -609,11 +616,43 @@ mod tests {
         assert_eq!(
             e.as_deref(),
             Some(
-                "deployment `d`: adapter setting `auth_header` must be left out unless auth = \"header\""
+                "deployment `test`: adapter setting `auth_header` must be left out unless auth = \"header\""
             )
         );
         assert!(table("[]").is_err());
+        let e = table(r#"{"auth_heder": "api-key"}"#)
+            .err()
+            .map(|e| e.message);
+        assert_eq!(
+            e.as_deref(),
+            Some(
+                "deployment `test`: adapter settings: unknown field `auth_heder`, expected `auth` or `auth_header`"
+            )
+        );
         assert_eq!(one_of(&["bearer", "none"]), "\"bearer\" or \"none\"");
+    }
+
+    #[test]
+    fn string_tables_write_scalars_out_and_check_headers() {
+        let d = crate::testing::deployment("http://b", "m", "");
+        let read = |json: &str| -> Result<StringTable, PluginError> {
+            crate::config::parse(json, "whole", "key")
+        };
+        assert_eq!(
+            read(r#"{"v": 2024, "b": true, "s": "x"}"#).ok(),
+            Some(StringTable(vec![
+                ("b".into(), "true".into()),
+                ("s".into(), "x".into()),
+                ("v".into(), "2024".into()),
+            ]))
+        );
+        assert_eq!(read("null").ok(), Some(StringTable::default()));
+        let e = read(r#"{"v": [1]}"#).err().map(|e| e.message);
+        assert_eq!(e.as_deref(), Some("whole: expected a table of strings"));
+        let bad = StringTable(vec![("x y".into(), "v".into())]);
+        assert!(bad.into_headers(&d, |_| true).is_err());
+        let crlf = StringTable(vec![("x".into(), "a\r\nb".into())]);
+        assert!(crlf.into_headers(&d, is_header_value).is_err());
     }
 
     #[test]

@@ -1,0 +1,92 @@
+//! Small builders for plugin unit tests, so that a test spells out only what it is about
+//! instead of every field of a canonical record.
+//!
+//! ```ignore
+//! use switchyard_sdk::testing::{deployment, message, request};
+//! use switchyard_sdk::types::Role;
+//!
+//! let mut r = request(&[(Role::System, "be brief"), (Role::User, "hi")]);
+//! r.sampling.max_tokens = Some(64);
+//! let d = deployment("https://api.openai.com/v1", "gpt-4o-mini", r#"{"auth": "none"}"#);
+//! ```
+
+use crate::adapter::Deployment;
+use crate::filter::RequestContext;
+use crate::types::{Caller, ChatRequest, ContentPart, Message, Role, Sampling};
+
+/// A non-streamed request for model `public` with these messages (each one text part),
+/// no tools and every sampling parameter left to the provider.
+pub fn request(messages: &[(Role, &str)]) -> ChatRequest {
+    request_from(
+        messages
+            .iter()
+            .map(|(role, text)| message(*role, text))
+            .collect(),
+    )
+}
+
+/// [`request`] with messages built by the test (tool calls, images, …).
+pub fn request_from(messages: Vec<Message>) -> ChatRequest {
+    ChatRequest {
+        model: "public".into(),
+        messages,
+        tools: Vec::new(),
+        tool_choice: None,
+        parallel_tool_calls: None,
+        response_format: None,
+        sampling: sampling(),
+        stream: false,
+        user: None,
+        extra: String::new(),
+    }
+}
+
+/// A message of one text part.
+pub fn message(role: Role, text: &str) -> Message {
+    Message {
+        role,
+        content: vec![ContentPart::Text(text.into())],
+        name: None,
+        tool_calls: Vec::new(),
+        tool_call_id: None,
+        reasoning: None,
+    }
+}
+
+/// Sampling with every parameter unset.
+pub fn sampling() -> Sampling {
+    Sampling {
+        temperature: None,
+        top_p: None,
+        max_tokens: None,
+        stop: Vec::new(),
+        presence_penalty: None,
+        frequency_penalty: None,
+        seed: None,
+        n: None,
+        reasoning_effort: None,
+    }
+}
+
+/// A deployment named `test` with these adapter settings (JSON text; `""` for none).
+pub fn deployment(base_url: &str, model_id: &str, settings: &str) -> Deployment {
+    Deployment {
+        name: "test".into(),
+        base_url: base_url.into(),
+        model_id: model_id.into(),
+        settings: settings.into(),
+    }
+}
+
+/// A filter's context for request `req-1` to model `public` by an anonymous caller.
+pub fn context() -> RequestContext {
+    RequestContext {
+        request_id: "req-1".into(),
+        caller: Caller {
+            key_id: None,
+            team: None,
+            tags: Vec::new(),
+        },
+        model: "public".into(),
+    }
+}
