@@ -189,3 +189,32 @@ async fn a_key_the_upstream_echoes_never_reaches_the_client() -> anyhow::Result<
     assert!(!text.contains(KEY), "{text}");
     Ok(())
 }
+
+/// A typo in a deployment's adapter settings is not silently ignored: that deployment is
+/// skipped (the next one serves), and alone it is a 503, never a call with the wrong
+/// settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typo_in_adapter_settings_takes_the_deployment_out() -> anyhow::Result<()> {
+    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let base = format!("http://{}/v1", m.addr);
+    let gw = gateway(&format!(
+        "{}{}[models.only]\ndeployments = [\"typo\"]\n[models.both]\ndeployments = [\"typo\", \"fine\"]\n",
+        openai_deployment("typo", &base, "mock-echo", "settings = { auth_heder = \"api-key\" }"),
+        openai_deployment("fine", &base, "mock-echo", ""),
+    ))
+    .await?;
+    let (status, _, body) =
+        post_json(gw.gw.addr, "/v1/chat/completions", &chat_body("only", "hi")).await?;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        m.requests().is_empty(),
+        "nothing was sent with the wrong settings"
+    );
+    let (status, headers, _) =
+        post_json(gw.gw.addr, "/v1/chat/completions", &chat_body("both", "hi")).await?;
+    assert_eq!(
+        (status, headers["x-switchyard-deployment"].to_str()?),
+        (200, "fine")
+    );
+    Ok(())
+}
