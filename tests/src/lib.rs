@@ -323,3 +323,38 @@ pub fn openai_deployment(name: &str, base: &str, model: &str, extra: &str) -> St
 pub fn chat_body(model: &str, text: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
 }
+
+/// A mock upstream on a free loopback port.
+pub async fn mock_upstream() -> anyhow::Result<switchyard_mock_upstream::MockUpstream> {
+    Ok(switchyard_mock_upstream::MockUpstream::start("127.0.0.1:0".parse()?).await?)
+}
+
+/// A loopback port nothing listens on.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A gateway with the bundled `openai` adapter, `balanced` router and `pii-redact`
+/// filter, and `toml` (deployments and models) as its config.
+pub async fn bundled_gateway(toml: &str) -> anyhow::Result<TestGateway> {
+    TestGateway::start(
+        &[
+            ("openai.wasm", plugin("openai")),
+            ("balanced.wasm", plugin("balanced")),
+            ("pii-redact.wasm", plugin("pii-redact")),
+        ],
+        toml,
+    )
+    .await
+}
+
+/// An OpenAI chat body with a system message and one user message.
+pub fn terse_chat(model: &str, text: &str) -> serde_json::Value {
+    serde_json::json!({"model": model, "messages": [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": text},
+    ]})
+}

@@ -4,6 +4,7 @@ mod e2e {
     mod auth;
     mod cache;
     mod errors;
+    mod fallback;
     mod faults;
     mod gateway;
     mod http;

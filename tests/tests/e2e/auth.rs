@@ -2,7 +2,7 @@
 //! `Authorization` scheme matched case-insensitively (RFC 9110 §11.1).
 
 use switchyard_mock_upstream::MockUpstream;
-use switchyard_tests::{TestGateway, chat_body, openai_deployment, plugin, send};
+use switchyard_tests::{TestGateway, chat_body, mock_upstream, openai_deployment, plugin, send};
 
 const CLIENT: &str = "client-key-0123456789";
 const ADMIN: &str = "admin-key-9876543210";
@@ -42,7 +42,7 @@ fn code(body: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_routes_need_an_admin_key_and_a_client_key_is_not_one() -> anyhow::Result<()> {
-    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let m = mock_upstream().await?;
     let (gw, _keys) = gateway(&m, true).await?;
     let client = format!("Bearer {CLIENT}");
     let admin = format!("Bearer {ADMIN}");
@@ -85,7 +85,7 @@ async fn admin_routes_need_an_admin_key_and_a_client_key_is_not_one() -> anyhow:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_client_keys_but_no_admin_keys_admin_is_closed() -> anyhow::Result<()> {
-    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let m = mock_upstream().await?;
     let (gw, _keys) = gateway(&m, false).await?;
     let (s, _, _) = send(gw.gw.addr, "GET", "/admin/config", &[], None).await?;
     assert_eq!(s, 401);
@@ -104,7 +104,7 @@ async fn with_client_keys_but_no_admin_keys_admin_is_closed() -> anyhow::Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bearer_scheme_is_case_insensitive() -> anyhow::Result<()> {
-    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let m = mock_upstream().await?;
     let (gw, _keys) = gateway(&m, true).await?;
     for scheme in ["Bearer", "bearer", "BEARER"] {
         let h = format!("{scheme} {CLIENT}");

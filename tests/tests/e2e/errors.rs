@@ -2,14 +2,10 @@
 //! as OpenAI does; server-side failures say nothing about deployments, networks or
 //! plugins; credentials an upstream echoes never reach the client.
 
-use switchyard_mock_upstream::MockUpstream;
-use switchyard_tests::{Sse, TestGateway, chat_body, openai_deployment, plugin, post_json};
-
-/// A port nothing listens on.
-fn closed_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
+use switchyard_tests::{
+    Sse, TestGateway, bundled_gateway, chat_body, closed_port, mock_upstream, openai_deployment,
+    plugin, post_json, terse_chat,
+};
 
 async fn gateway(toml: &str) -> anyhow::Result<TestGateway> {
     TestGateway::start(&[("openai.wasm", plugin("openai"))], toml).await
@@ -17,7 +13,7 @@ async fn gateway(toml: &str) -> anyhow::Result<TestGateway> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_messages_and_types_are_400s_naming_the_parameter() -> anyhow::Result<()> {
-    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let m = mock_upstream().await?;
     let gw = gateway(&format!(
         "{}[models.demo]\ndeployments = [\"a\"]\n",
         openai_deployment("a", &format!("http://{}/v1", m.addr), "mock-echo", "")
@@ -61,8 +57,8 @@ async fn invalid_messages_and_types_are_400s_naming_the_parameter() -> anyhow::R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_fallbacks_tell_the_client_nothing_internal() -> anyhow::Result<()> {
-    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
-    let dead = format!("http://127.0.0.1:{}/v1", closed_port()?);
+    let m = mock_upstream().await?;
+    let dead = format!("http://127.0.0.1:{}/v1", closed_port());
     let gw = gateway(&format!(
         "{}{}[models.demo]\ndeployments = [\"internal-east\", \"secret-dead\"]\n",
         openai_deployment(
@@ -102,7 +98,7 @@ async fn exhausted_fallbacks_tell_the_client_nothing_internal() -> anyhow::Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_broken_mid_way_ends_with_a_generic_error_event() -> anyhow::Result<()> {
-    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let m = mock_upstream().await?;
     let gw = gateway(&format!(
         "{}[models.demo]\ndeployments = [\"internal-east\"]\n",
         openai_deployment(
@@ -136,7 +132,7 @@ const KEY: &str = "3f9a0c7e5b2d4a61c8e0f7a9b3d5c1e2";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_the_upstream_echoes_never_reaches_the_client() -> anyhow::Result<()> {
-    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let m = mock_upstream().await?;
     let keyfile = tempfile::NamedTempFile::new()?;
     std::fs::write(keyfile.path(), KEY)?;
     let key = format!("api_key = \"file:{}\"", keyfile.path().display());
@@ -195,7 +191,7 @@ async fn a_key_the_upstream_echoes_never_reaches_the_client() -> anyhow::Result<
 /// settings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_typo_in_adapter_settings_takes_the_deployment_out() -> anyhow::Result<()> {
-    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let m = mock_upstream().await?;
     let base = format!("http://{}/v1", m.addr);
     let gw = gateway(&format!(
         "{}{}[models.only]\ndeployments = [\"typo\"]\n[models.both]\ndeployments = [\"typo\", \"fine\"]\n",
@@ -216,5 +212,59 @@ async fn a_typo_in_adapter_settings_takes_the_deployment_out() -> anyhow::Result
         (status, headers["x-switchyard-deployment"].to_str()?),
         (200, "fine")
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_have_openai_shape_and_status() -> anyhow::Result<()> {
+    let m = mock_upstream().await?;
+    let gw = bundled_gateway(&format!(
+        "{}[models.demo]\ndeployments = [\"primary\"]\n[models.limited]\ndeployments = [\"limited\"]\n",
+        openai_deployment("primary", &format!("http://{}/v1", m.addr), "mock-echo", "")
+            + &openai_deployment("limited", &format!("http://{}/v1", m.addr), "mock-status-429", "")
+    ))
+    .await?;
+    let check =
+        |status: u16, body: &[u8], want_status: u16, want_code: &str| -> anyhow::Result<()> {
+            let v: serde_json::Value = serde_json::from_slice(body)?;
+            anyhow::ensure!(
+                status == want_status,
+                "status {status} != {want_status}: {v}"
+            );
+            anyhow::ensure!(v["error"]["code"] == want_code, "code in {v}");
+            anyhow::ensure!(
+                v["error"]["message"].is_string()
+                    && v["error"].get("param").is_some()
+                    && v["error"]["type"].is_string()
+            );
+            Ok(())
+        };
+    let (s, _, b) = post_json(gw.gw.addr, "/v1/chat/completions", &terse_chat("nope", "x")).await?;
+    check(s, &b, 404, "model_not_found")?;
+    let (s, _, b) = post_json(
+        gw.gw.addr,
+        "/v1/chat/completions",
+        &serde_json::json!({"model": "demo"}),
+    )
+    .await?;
+    check(s, &b, 400, "invalid_request")?;
+    let (s, h, b) = post_json(
+        gw.gw.addr,
+        "/v1/chat/completions",
+        &terse_chat("limited", "x"),
+    )
+    .await?;
+    check(s, &b, 429, "rate_limit_exceeded")?;
+    assert!(h.contains_key("retry-after"));
+    let (s, _, b) = switchyard_tests::get(gw.gw.addr, "/v1/models").await?;
+    assert_eq!(s, 200);
+    let v: serde_json::Value = serde_json::from_slice(&b)?;
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["demo", "limited"]);
     Ok(())
 }

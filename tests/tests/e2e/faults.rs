@@ -3,7 +3,7 @@
 
 use switchyard_mock_upstream::MockUpstream;
 use switchyard_tests::{
-    Sse, TestGateway, chat_body, fixture, openai_deployment, plugin, post_json,
+    Sse, TestGateway, chat_body, fixture, mock_upstream, openai_deployment, plugin, post_json,
 };
 
 async fn gateway_with_hostile_filter(m: &MockUpstream) -> anyhow::Result<TestGateway> {
@@ -27,7 +27,7 @@ async fn gateway_with_hostile_filter(m: &MockUpstream) -> anyhow::Result<TestGat
 /// connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_prints_gets_its_answer_to_the_client() -> anyhow::Result<()> {
-    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let m = mock_upstream().await?;
     let gw = gateway_with_hostile_filter(&m).await?;
     for stream in [false, true] {
         let mut body = chat_body("demo", "print");
@@ -53,7 +53,7 @@ async fn a_plugin_that_prints_gets_its_answer_to_the_client() -> anyhow::Result<
 /// A filter that traps: fail-closed gives a 503 whose body has no trap text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trapping_filter_fails_closed_without_leaking_the_trap() -> anyhow::Result<()> {
-    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let m = mock_upstream().await?;
     let gw = gateway_with_hostile_filter(&m).await?;
     let (status, headers, bytes) = post_json(
         gw.gw.addr,

@@ -2,8 +2,7 @@
 //! README's test command) against the real gateway and the mock upstream, aborted
 //! streams included.
 
-use switchyard_mock_upstream::MockUpstream;
-use switchyard_tests::{TestGateway, openai_deployment, plugin, root};
+use switchyard_tests::{TestGateway, mock_upstream, openai_deployment, plugin, root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_openai_node_sdk_works_against_the_gateway() -> anyhow::Result<()> {
@@ -12,7 +11,7 @@ async fn official_openai_node_sdk_works_against_the_gateway() -> anyhow::Result<
         dir.join("node_modules/openai").exists(),
         "tests/node/node_modules is missing: `bash scripts/test.sh` installs it (npm ci --prefix tests/node)"
     );
-    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let m = mock_upstream().await?;
     let keys = tempfile::tempdir()?;
     let key_file = keys.path().join("client-key");
     std::fs::write(&key_file, "sk-switchyard-node-key\n")?;

@@ -1,8 +1,7 @@
 //! The official `openai` Python SDK (installed into `target/pyenv` by the README's test
 //! command) against the real gateway and the mock upstream.
 
-use switchyard_mock_upstream::MockUpstream;
-use switchyard_tests::{TestGateway, plugin, root};
+use switchyard_tests::{TestGateway, mock_upstream, plugin, root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_openai_python_sdk_works_against_the_gateway() -> anyhow::Result<()> {
@@ -12,7 +11,7 @@ async fn official_openai_python_sdk_works_against_the_gateway() -> anyhow::Resul
         "{} is missing: `bash scripts/test.sh` creates it (python3 -m venv target/pyenv && pip install -r tests/python/requirements.txt)",
         python.display()
     );
-    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let m = mock_upstream().await?;
     let keys = tempfile::tempdir()?;
     let key_file = keys.path().join("client-key");
     std::fs::write(&key_file, "sk-switchyard-test-key\n")?;

@@ -3,12 +3,13 @@
 //! failing router falls back to the config's order; an open circuit is tried last; an
 //! oversized body is a 413.
 
-use switchyard_mock_upstream::MockUpstream;
-use switchyard_tests::{TestGateway, chat_body, fixture, openai_deployment, plugin, post_json};
+use std::time::Duration;
 
-async fn mock() -> anyhow::Result<MockUpstream> {
-    Ok(MockUpstream::start("127.0.0.1:0".parse()?).await?)
-}
+use switchyard_mock_upstream::MockUpstream;
+use switchyard_tests::{
+    TestGateway, bundled_gateway, chat_body, fixture, mock_upstream, openai_deployment, plugin,
+    post_json, terse_chat,
+};
 
 async fn gateway(toml: &str) -> anyhow::Result<TestGateway> {
     TestGateway::start(
@@ -27,7 +28,7 @@ fn base(m: &MockUpstream) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_request_never_reaches_the_upstream() -> anyhow::Result<()> {
-    let m = mock().await?;
+    let m = mock_upstream().await?;
     let gw = gateway(&format!(
         "{}[models.demo]\ndeployments = [\"a\"]\nfilters = [\"hostile\"]\n",
         openai_deployment("a", &base(&m), "mock-echo", "")
@@ -58,7 +59,7 @@ async fn a_denied_request_never_reaches_the_upstream() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_filter_fails_closed_by_default_and_open_when_configured() -> anyhow::Result<()> {
-    let m = mock().await?;
+    let m = mock_upstream().await?;
     let gw = gateway(&format!(
         "{}[models.closed]\ndeployments = [\"a\"]\nfilters = [\"hostile\"]\n[models.open]\ndeployments = [\"a\"]\nfilters = [\"hostile\"]\nfilter_failure = \"open\"\n",
         openai_deployment("a", &base(&m), "mock-echo", "")
@@ -89,7 +90,7 @@ async fn a_failing_filter_fails_closed_by_default_and_open_when_configured() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_router_falls_back_to_the_configs_order() -> anyhow::Result<()> {
-    let m = mock().await?;
+    let m = mock_upstream().await?;
     let mut toml = format!(
         "{}{}",
         openai_deployment("first", &base(&m), "mock-echo", ""),
@@ -131,7 +132,7 @@ async fn a_failing_router_falls_back_to_the_configs_order() -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_circuit_is_tried_last() -> anyhow::Result<()> {
-    let m = mock().await?;
+    let m = mock_upstream().await?;
     let gw = gateway(&format!(
         "{}{}[models.demo]\ndeployments = [\"flaky\", \"good\"]\n",
         openai_deployment("flaky", &base(&m), "mock-status-500", ""),
@@ -162,7 +163,7 @@ async fn an_open_circuit_is_tried_last() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_limit_is_a_413() -> anyhow::Result<()> {
-    let m = mock().await?;
+    let m = mock_upstream().await?;
     let gw = gateway(&format!(
         "{}[models.demo]\ndeployments = [\"a\"]\n",
         openai_deployment("a", &base(&m), "mock-echo", "")
@@ -175,5 +176,71 @@ async fn a_body_over_the_limit_is_a_413() -> anyhow::Result<()> {
     assert_eq!(status, 413, "{v}");
     assert_eq!(v["error"]["code"], "request_too_large");
     assert!(m.requests().is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pii_is_redacted_before_it_reaches_the_upstream() -> anyhow::Result<()> {
+    let m = mock_upstream().await?;
+    let gw = bundled_gateway(&format!(
+        "{}[models.demo]\ndeployments = [\"primary\"]\nfilters = [\"pii-redact\"]\n",
+        openai_deployment("primary", &format!("http://{}/v1", m.addr), "mock-echo", "")
+    ))
+    .await?;
+    let (status, _, body) = post_json(
+        gw.gw.addr,
+        "/v1/chat/completions",
+        &terse_chat("demo", "mail jane.doe@example.com today"),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let sent = String::from_utf8_lossy(&m.requests()[0].body).into_owned();
+    assert!(!sent.contains("jane.doe@example.com"), "{sent}");
+    assert!(sent.contains("[REDACTED:EMAIL]"), "{sent}");
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "echo: mail [REDACTED:EMAIL] today"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_shadow_deployment_gets_a_copy_but_never_answers() -> anyhow::Result<()> {
+    let m = mock_upstream().await?;
+    let base = format!("http://{}/v1", m.addr);
+    let gw = bundled_gateway(&format!(
+        "{}{}[models.demo]\ndeployments = [\"primary\", \"candidate\"]\nrouter = \"balanced\"\n\
+         [plugins.balanced]\nconfig = {{ shadow = \"candidate\" }}\n",
+        openai_deployment("primary", &base, "mock-echo", ""),
+        openai_deployment("candidate", &base, "mock-words-3", "")
+    ))
+    .await?;
+    for _ in 0..3 {
+        let (status, headers, body) = post_json(
+            gw.gw.addr,
+            "/v1/chat/completions",
+            &terse_chat("demo", "mirror me"),
+        )
+        .await?;
+        assert_eq!(status, 200);
+        assert_eq!(
+            headers["x-switchyard-deployment"], "primary",
+            "the shadow never serves"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        assert_eq!(v["choices"][0]["message"]["content"], "echo: mirror me");
+    }
+    let models = |m: &MockUpstream, want: &str| {
+        m.requests()
+            .iter()
+            .filter_map(|r| r.body_json())
+            .filter(|v| v["model"] == want)
+            .count()
+    };
+    m.wait_until(Duration::from_secs(10), |m| models(m, "mock-words-3") == 3)
+        .await
+        .map_err(|e| anyhow::anyhow!("shadow copies not seen: {e}"))?;
+    assert_eq!(models(&m, "mock-echo"), 3);
     Ok(())
 }

@@ -6,7 +6,7 @@
 use anyhow::Context;
 use serde_json::{Value, json};
 use switchyard_mock_upstream::{MockUpstream, Recorded};
-use switchyard_tests::{Sse, TestGateway, plugin, post_json};
+use switchyard_tests::{Sse, TestGateway, mock_upstream, plugin, post_json};
 
 /// The provider key the deployments read from a file, to check where it lands.
 const KEY: &str = "provider-test-key-0123";
@@ -46,7 +46,7 @@ struct Setup {
 impl Setup {
     /// `deployments` are (name, mock model) pairs of provider `p`, tried in this order.
     async fn start(p: Provider, deployments: &[(&str, &str)]) -> anyhow::Result<Setup> {
-        let mock = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+        let mock = mock_upstream().await?;
         let keys = tempfile::tempdir()?;
         let key_file = keys.path().join("provider-key");
         std::fs::write(&key_file, KEY)?;

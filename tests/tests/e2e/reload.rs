@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use switchyard::sandbox::adapter_api::Deployment;
-use switchyard_tests::{TestGateway, fixture, request};
+use switchyard_tests::{
+    TestGateway, bundled_gateway, fixture, mock_upstream, openai_deployment, post_json, request,
+    terse_chat,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -265,5 +268,59 @@ async fn file_written_in_place_slowly_is_loaded_once_complete() -> anyhow::Resul
     })
     .await?;
     assert_eq!(echo_version(&gw)?, "2");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_edits_apply_without_restart_and_invalid_ones_keep_the_old_config()
+-> anyhow::Result<()> {
+    let m = mock_upstream().await?;
+    let base = format!("http://{}/v1", m.addr);
+    let one = format!(
+        "{}[models.demo]\ndeployments = [\"primary\"]\n",
+        openai_deployment("primary", &base, "mock-echo", "")
+    );
+    let gw = bundled_gateway(&one).await?;
+    let config = gw.dir.path().join("switchyard.toml");
+    let original = std::fs::read_to_string(&config)?;
+    let generation = || gw.gw.state.live.load().generation;
+    let g0 = generation();
+    let mut events = gw.gw.state.config_events();
+
+    // A valid edit: a second model appears.
+    std::fs::write(
+        &config,
+        format!("{original}[models.second]\ndeployments = [\"primary\"]\n"),
+    )?;
+    tokio::time::timeout(Duration::from_secs(10), events.changed()).await??;
+    assert_eq!(generation(), g0 + 1, "the edit was applied");
+    let (s, _, _) = post_json(
+        gw.gw.addr,
+        "/v1/chat/completions",
+        &terse_chat("second", "x"),
+    )
+    .await?;
+    assert_eq!(s, 200);
+
+    // An invalid edit: rejected with a message naming the key; the old config serves.
+    std::fs::write(
+        &config,
+        format!("{original}[models.second]\ndeployments = [\"missing\"]\n"),
+    )?;
+    tokio::time::timeout(Duration::from_secs(10), events.changed()).await??;
+    let (_, _, b) = switchyard_tests::get(gw.gw.addr, "/admin/config").await?;
+    let v: serde_json::Value = serde_json::from_slice(&b)?;
+    assert_eq!(
+        v["last_error"],
+        "models.second.deployments: unknown deployment \"missing\""
+    );
+    let (s, _, _) = post_json(
+        gw.gw.addr,
+        "/v1/chat/completions",
+        &terse_chat("second", "x"),
+    )
+    .await?;
+    assert_eq!(s, 200, "the previous config keeps serving");
+    assert_eq!(generation(), g0 + 1);
     Ok(())
 }

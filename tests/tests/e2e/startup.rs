@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use switchyard::config::Config;
 use switchyard::gateway::Gateway;
-use switchyard_mock_upstream::MockUpstream;
-use switchyard_tests::{chat_body, get, openai_deployment, plugin, post_json};
+use switchyard_tests::{chat_body, get, mock_upstream, openai_deployment, plugin, post_json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_sent_while_plugins_load_waits_and_succeeds() -> anyhow::Result<()> {
-    let m = MockUpstream::start("127.0.0.1:0".parse()?).await?;
+    let m = mock_upstream().await?;
     let dir = tempfile::tempdir()?;
     std::fs::create_dir(dir.path().join("plugins"))?;
     // Several plugins on a cold cache: compiling them takes long enough to aim at.
