@@ -358,3 +358,32 @@ pub fn terse_chat(model: &str, text: &str) -> serde_json::Value {
         {"role": "user", "content": text},
     ]})
 }
+
+/// A mock upstream and a bundled gateway whose model `demo` is served by one `openai`
+/// deployment, `primary`, asking the mock for `mock_model`; `model_toml` adds lines to
+/// `[models.demo]` (filters, router).
+pub async fn demo(
+    mock_model: &str,
+    model_toml: &str,
+) -> anyhow::Result<(switchyard_mock_upstream::MockUpstream, TestGateway)> {
+    let m = mock_upstream().await?;
+    let gw = bundled_gateway(&format!(
+        "{}[models.demo]\ndeployments = [\"primary\"]\n{model_toml}",
+        openai_deployment("primary", &format!("http://{}/v1", m.addr), mock_model, "")
+    ))
+    .await?;
+    Ok((m, gw))
+}
+
+/// Runs a client program (an official SDK's test suite) to completion; fails with its
+/// whole output unless it succeeded. Returns the output, for counting passed tests.
+pub async fn run_client(cmd: &mut tokio::process::Command) -> anyhow::Result<String> {
+    let out = cmd.output().await?;
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    anyhow::ensure!(out.status.success(), "{cmd:?} failed:\n{report}");
+    Ok(report)
+}

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use switchyard_tests::{
-    Sse, bundled_gateway, mock_upstream, openai_deployment, post_json, terse_chat,
+    Sse, bundled_gateway, demo, mock_upstream, openai_deployment, post_json, terse_chat,
 };
 
 /// Every phase leaves a trace: the filter redacts the e-mail before the upstream sees it,
@@ -105,12 +105,7 @@ async fn streaming_with_usage_has_openais_shape_and_ends_with_done() -> anyhow::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_without_include_usage_hides_the_usage_chunk() -> anyhow::Result<()> {
-    let m = mock_upstream().await?;
-    let gw = bundled_gateway(&format!(
-        "{}[models.demo]\ndeployments = [\"primary\"]\n",
-        openai_deployment("primary", &format!("http://{}/v1", m.addr), "mock-echo", "")
-    ))
-    .await?;
+    let (m, gw) = demo("mock-echo", "").await?;
     let mut req = terse_chat("demo", "hi");
     req["stream"] = true.into();
     let (_, _, body) = post_json(gw.gw.addr, "/v1/chat/completions", &req).await?;
@@ -220,12 +215,7 @@ async fn openai_tool_calls_stream_in_fragments_that_join_to_json() -> anyhow::Re
 #[tokio::test(flavor = "current_thread")]
 async fn a_streams_head_arrives_with_its_first_event() -> anyhow::Result<()> {
     use std::io::{Read, Write};
-    let m = mock_upstream().await?;
-    let gw = bundled_gateway(&format!(
-        "{}[models.demo]\ndeployments = [\"primary\"]\n",
-        openai_deployment("primary", &format!("http://{}/v1", m.addr), "mock-echo", "")
-    ))
-    .await?;
+    let (_m, gw) = demo("mock-echo", "").await?;
     let mut req = terse_chat("demo", "hi");
     req["stream"] = true.into();
     let body = serde_json::to_vec(&req)?;

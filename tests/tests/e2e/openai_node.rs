@@ -2,7 +2,7 @@
 //! README's test command) against the real gateway and the mock upstream, aborted
 //! streams included.
 
-use switchyard_tests::{TestGateway, mock_upstream, openai_deployment, plugin, root};
+use switchyard_tests::{TestGateway, mock_upstream, openai_deployment, plugin, root, run_client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_openai_node_sdk_works_against_the_gateway() -> anyhow::Result<()> {
@@ -24,19 +24,14 @@ async fn official_openai_node_sdk_works_against_the_gateway() -> anyhow::Result<
         ),
     )
     .await?;
-    let out = tokio::process::Command::new("node")
-        .args(["--test", "--test-reporter=spec", "sdk.test.mjs"])
-        .current_dir(&dir)
-        .env("SWITCHYARD_BASE_URL", format!("http://{}/v1", gw.gw.addr))
-        .env("SWITCHYARD_KEY", "sk-switchyard-node-key")
-        .output()
-        .await?;
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "node --test failed:\n{report}");
+    let report = run_client(
+        tokio::process::Command::new("node")
+            .args(["--test", "--test-reporter=spec", "sdk.test.mjs"])
+            .current_dir(&dir)
+            .env("SWITCHYARD_BASE_URL", format!("http://{}/v1", gw.gw.addr))
+            .env("SWITCHYARD_KEY", "sk-switchyard-node-key"),
+    )
+    .await?;
     assert!(report.contains("pass 6"), "{report}");
     Ok(())
 }

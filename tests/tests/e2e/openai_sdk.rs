@@ -1,7 +1,7 @@
 //! The official `openai` Python SDK (installed into `target/pyenv` by the README's test
 //! command) against the real gateway and the mock upstream.
 
-use switchyard_tests::{TestGateway, mock_upstream, plugin, root};
+use switchyard_tests::{TestGateway, mock_upstream, plugin, root, run_client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_openai_python_sdk_works_against_the_gateway() -> anyhow::Result<()> {
@@ -56,19 +56,14 @@ deployments = ["tool-caller"]
         &toml,
     )
     .await?;
-    let out = tokio::process::Command::new(&python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .arg(root().join("tests/python"))
-        .env("SWITCHYARD_BASE_URL", format!("http://{}/v1", gw.gw.addr))
-        .env("SWITCHYARD_KEY", "sk-switchyard-test-key")
-        .output()
-        .await?;
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "pytest failed:\n{report}");
+    let report = run_client(
+        tokio::process::Command::new(&python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .arg(root().join("tests/python"))
+            .env("SWITCHYARD_BASE_URL", format!("http://{}/v1", gw.gw.addr))
+            .env("SWITCHYARD_KEY", "sk-switchyard-test-key"),
+    )
+    .await?;
     assert!(report.contains("10 passed"), "{report}");
     Ok(())
 }
