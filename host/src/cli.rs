@@ -218,6 +218,22 @@ fn check(config: &Path) -> ExitCode {
             _ => {}
         }
     }
+    if let Some(dir) = &cfg.cache_dir
+        && let Err(e) = crate::plugins::cache::ArtifactCache::open(dir, &cfg.plugins_dir)
+    {
+        problems.push(format!("plugins.cache_dir: {e}"));
+    }
+    if cfg.client_keys.is_empty() && !cfg.listen.ip().is_loopback() {
+        problems.push(format!(
+            "server.listen: {} is not a loopback address, so client keys are required: set [auth] keys = [\"env:NAME\"]",
+            cfg.listen
+        ));
+    }
+    if !cfg.client_keys.is_empty() && cfg.admin_keys.is_empty() {
+        println!(
+            "warning: auth.admin_keys is empty, so /admin/* answers no one; add [auth] admin_keys = [\"env:NAME\"] to use it"
+        );
+    }
     for d in cfg.deployments.values() {
         if let Some(why) = d.unavailable() {
             println!(

@@ -256,3 +256,35 @@ fn sigterm_stops_accepting_but_lets_in_flight_streams_finish() {
         "no longer accepting"
     );
 }
+
+/// `check` with `toml` as the config: the exit code and what it printed to stderr.
+fn check_config(toml: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("switchyard.toml");
+    std::fs::write(&path, toml).expect("write");
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_refuses_an_unsafe_plugin_cache_and_an_open_listener_without_keys() {
+    let (code, err) = check_config("[plugins]\ndir = \"p\"\ncache_dir = \"p/.cache\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("plugins.cache_dir") && err.contains("inside the plugins folder"),
+        "{err}"
+    );
+    let (code, err) = check_config("[server]\nlisten = \"0.0.0.0:8080\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("server.listen") && err.contains("[auth] keys"),
+        "{err}"
+    );
+}
