@@ -228,3 +228,52 @@ fn bundled_plugins_load_as_their_kinds_and_answer() {
         _ => panic!("expected a rewrite"),
     }
 }
+
+/// `bytes` with every `@0.1.0` rewritten to `to` (same length, so a component stays
+/// valid), and how many there were.
+fn with_wit_version(bytes: &[u8], to: &[u8; 6]) -> (Vec<u8>, usize) {
+    let mut out = bytes.to_vec();
+    let at: Vec<usize> = out
+        .windows(6)
+        .enumerate()
+        .filter(|(_, w)| *w == b"@0.1.0")
+        .map(|(i, _)| i)
+        .collect();
+    for &i in &at {
+        out[i..i + 6].copy_from_slice(to);
+    }
+    (out, at.len())
+}
+
+/// A plugin built against a semver-compatible WIT release (`0.1.1`, standing in for a
+/// patch that adds host imports marked `@since`) loads as `0.1.0` and is called as one;
+/// another minor of 0.x is another contract and is refused.
+#[test]
+fn a_semver_compatible_patch_version_loads_and_serves() {
+    let bytes = std::fs::read(fixture("fx-echo")).expect("read");
+    let (patched, n) = with_wit_version(&bytes, b"@0.1.1");
+    assert!(n > 0, "the fixture names its WIT version");
+    let l = loader();
+    let p = l
+        .load(name("echo"), &patched)
+        .expect("a 0.1.1 plugin loads");
+    assert_eq!(
+        (p.kind, p.wit_version.as_str()),
+        (PluginKind::Adapter, "0.1.1")
+    );
+    let dep = switchyard::sandbox::adapter_api::Deployment {
+        name: "d".into(),
+        base_url: "http://127.0.0.1:1".into(),
+        model_id: "m-1".into(),
+        settings: "{}".into(),
+    };
+    let up = p
+        .adapter()
+        .expect("instance")
+        .build_request(&dep, &request("hello"))
+        .expect("no fault")
+        .expect("ok");
+    assert_eq!(up.body, b"hello");
+    let (minor, _) = with_wit_version(&bytes, b"@0.2.0");
+    assert!(l.load(name("echo"), &minor).is_err(), "0.2.0 is refused");
+}
