@@ -109,13 +109,17 @@ impl DeploymentStats {
         }
     }
 
+    /// Closed; open for `COOL_DOWN` after `TRIP_AFTER` consecutive failures; then
+    /// half-open while no call is in flight, so one trial call at a time goes through
+    /// (the others see it open and try it last) until one succeeds or fails.
     pub fn circuit(&self) -> Circuit {
         let opened = self.opened_at_ms.load(Ordering::Relaxed);
         if opened == 0 {
             return Circuit::Closed;
         }
         let now = self.epoch.elapsed().as_millis() as u64;
-        if now.saturating_sub(opened) >= COOL_DOWN.as_millis() as u64 {
+        let cooled = now.saturating_sub(opened) >= COOL_DOWN.as_millis() as u64;
+        if cooled && self.in_flight.load(Ordering::Relaxed) == 0 {
             Circuit::HalfOpen
         } else {
             Circuit::Open
@@ -241,6 +245,24 @@ mod tests {
         assert_eq!(s.circuit(), Circuit::Closed);
         assert_eq!(s.view().in_flight, 0);
         assert_eq!(s.view().requests, TRIP_AFTER as u64 + 1);
+    }
+
+    #[test]
+    fn a_cooled_circuit_lets_one_trial_call_through_at_a_time() {
+        let past = Instant::now()
+            .checked_sub(COOL_DOWN * 2)
+            .expect("a monotonic clock that started a while ago");
+        let s = Arc::new(DeploymentStats::new(past));
+        for _ in 0..TRIP_AFTER {
+            s.start().failed();
+        }
+        // Tripped "at the epoch", two cool-downs ago.
+        s.opened_at_ms.store(1, Ordering::Relaxed);
+        assert_eq!(s.circuit(), Circuit::HalfOpen);
+        let trial = s.start();
+        assert_eq!(s.circuit(), Circuit::Open, "one trial at a time");
+        trial.succeeded();
+        assert_eq!(s.circuit(), Circuit::Closed);
     }
 
     #[test]

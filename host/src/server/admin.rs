@@ -37,7 +37,13 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Gat
 /// the newest file was rejected, if it was.
 pub(super) fn plugins(state: &AppState) -> Response<Body> {
     let statuses = state.registry.statuses();
-    json(StatusCode::OK, &serde_json::json!({ "plugins": statuses }))
+    // The generation changes with every published plugin set, so a poller can tell a
+    // reload happened even when names and statuses look the same.
+    let generation = state.registry.snapshot().generation;
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "generation": generation, "plugins": statuses }),
+    )
 }
 
 /// `GET /admin/config`: the serving config generation, its models and deployments

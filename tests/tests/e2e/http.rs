@@ -19,6 +19,9 @@ async fn health_readiness_and_admin_plugins_over_http() -> anyhow::Result<()> {
     let (status, _, body) = get(gw.gw.addr, "/readyz").await?;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 
+    let (_, _, body) = get(gw.gw.addr, "/admin/plugins").await?;
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    assert!(v["generation"].as_u64().is_some_and(|g| g >= 1), "{v}");
     let echo = gw.admin_entry("echo").await?;
     assert_eq!(echo["kind"], "adapter");
     assert_eq!(echo["wit_version"], "0.1.0");
