@@ -43,6 +43,8 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 # Clients send this key; Switchyard checks it, the others run without client auth.
 CLIENT_KEY = "sk-bench-client"
 UPSTREAM_KEY = "sk-bench-upstream"
+# `/admin/*` needs an admin key once client keys are set; the reload figure reads it.
+ADMIN_KEY = "sk-bench-admin"
 
 SYSTEMS = ["direct", "nginx-proxy", "switchyard-full", "switchyard-adapter", "litellm", "portkey"]
 
@@ -352,6 +354,7 @@ def switchyard_config(kind, upstream):
         'config = { mode = "redact" }',
         "[auth]",
         'keys = ["env:BENCH_CLIENT_KEY"]',
+        'admin_keys = ["env:BENCH_ADMIN_KEY"]',
     ]
 
     def deployment(name, base, model_id, extra=""):
@@ -401,7 +404,8 @@ def start_switchyard(kind, upstream="nginx"):
         f"switchyard-{kind}-{upstream}",
         [str(SWITCHYARD), "serve", "--config", str(cfg)],
         GATEWAY_CORE,
-        env={"RUST_LOG": "warn", "BENCH_CLIENT_KEY": CLIENT_KEY, "BENCH_UPSTREAM_KEY": UPSTREAM_KEY},
+        env={"RUST_LOG": "warn", "BENCH_CLIENT_KEY": CLIENT_KEY, "BENCH_UPSTREAM_KEY": UPSTREAM_KEY,
+             "BENCH_ADMIN_KEY": ADMIN_KEY},
     )
     auth = {"authorization": f"Bearer {CLIENT_KEY}"}
     t = Target(GATEWAY_PORT, "/v1/chat/completions", auth, auth)
@@ -834,7 +838,7 @@ def reload_under_load(target, plan):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and written:
         conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=5)
-        conn.request("GET", "/admin/plugins", headers=target.plain_headers)
+        conn.request("GET", "/admin/plugins", headers={"authorization": f"Bearer {ADMIN_KEY}"})
         body = json.loads(conn.getresponse().read())
         conn.close()
         served = next((p.get("sha256") for p in body.get("plugins", []) if p.get("name") == "pii-redact"), None)

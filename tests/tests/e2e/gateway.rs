@@ -20,12 +20,18 @@ async fn non_streaming_completion_through_filter_router_and_adapter() -> anyhow:
         openai_deployment("primary", &base, "mock-echo", "input_price = 0.1\noutput_price = 0.2"),
     ))
     .await?;
+    let compiled = gw.gw.loader.counts();
     let (status, headers, body) = post_json(
         gw.gw.addr,
         "/v1/chat/completions",
         &terse_chat("demo", "hello there, I am jo@example.com"),
     )
     .await?;
+    assert_eq!(
+        gw.gw.loader.counts(),
+        compiled,
+        "nothing compiled on the request path"
+    );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let v: serde_json::Value = serde_json::from_slice(&body)?;
     assert_eq!(v["object"], "chat.completion");

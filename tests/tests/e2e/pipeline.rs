@@ -244,3 +244,29 @@ async fn router_shadow_deployment_gets_a_copy_but_never_answers() -> anyhow::Res
     assert_eq!(models(&m, "mock-echo"), 3);
     Ok(())
 }
+
+/// One instance serves one request: a counter in the guest's memory reads 1 every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_gets_a_fresh_plugin_instance() -> anyhow::Result<()> {
+    let m = mock_upstream().await?;
+    let gw = gateway(&format!(
+        "{}[models.demo]\ndeployments = [\"a\"]\nfilters = [\"hostile\"]\n",
+        openai_deployment("a", &base(&m), "mock-echo", "")
+    ))
+    .await?;
+    for _ in 0..5 {
+        let (status, _, body) = post_json(
+            gw.gw.addr,
+            "/v1/chat/completions",
+            &chat_body("demo", "count"),
+        )
+        .await?;
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        assert_eq!(
+            (status, v["error"]["message"].as_str()),
+            (418, Some("seen=1")),
+            "{v}"
+        );
+    }
+    Ok(())
+}
