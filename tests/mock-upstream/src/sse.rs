@@ -157,6 +157,15 @@ pub(crate) fn respond(
     stats: Arc<StreamStats>,
 ) -> Response<MockBody> {
     let (body, tx) = MockBody::channel(stats);
+    let mut script = script;
+    // Queue the first event before answering, so that the head and it leave in one
+    // write, as the gateway does: a head alone, then a short body and its end in one
+    // packet, trips undici 6 (Node 20's fetch) into losing a client's abort
+    // (nodejs/undici#4089). The channel is empty, so this cannot fail.
+    if !script.preamble.is_empty() {
+        let first = script.preamble.remove(0);
+        let _ = tx.try_send(Ok(script.encode(&first)));
+    }
     tokio::spawn(script.play(behavior.clone(), tx));
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::OK;

@@ -316,3 +316,41 @@ async fn unknown_routes_are_404_in_the_closest_shape() {
     let r = call(&mock, Method::GET, "/v1/chat/completions", &[], None).await;
     assert_eq!(r.status, 404);
 }
+
+/// A stream's head leaves together with its first event. One runtime thread serves, so
+/// without the queued first event the head would be written alone; the client is a plain
+/// thread whose blocking read returns with the first segment that arrives.
+#[tokio::test(flavor = "current_thread")]
+async fn a_streams_head_arrives_with_its_first_event() {
+    use std::io::{Read, Write};
+    let m = mock().await;
+    let addr = m.addr;
+    let firsts = tokio::task::spawn_blocking(move || {
+        let body = br#"{"model":"mock-echo","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        (0..10)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect(addr).expect("connect");
+                s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                    .expect("timeout");
+                let head = format!(
+                    "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                s.write_all(head.as_bytes()).expect("write");
+                s.write_all(body).expect("write");
+                let mut buf = vec![0u8; 64 << 10];
+                let n = s.read(&mut buf).expect("read");
+                String::from_utf8_lossy(&buf[..n]).into_owned()
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("client thread");
+    for first in firsts {
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+        assert!(
+            first.contains("data: {"),
+            "the first read held only: {first}"
+        );
+    }
+}
