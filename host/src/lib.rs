@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod live;
+pub mod metrics;
 pub mod pipeline;
 pub mod plugins;
 pub mod sandbox;
