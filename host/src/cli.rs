@@ -43,7 +43,7 @@ enum Command {
     /// Serve the OpenAI, Anthropic and Gemini wire formats locally, for trying the
     /// gateway without provider keys. The model name picks the behaviour: `mock-echo`,
     /// `mock-status-429`, `mock-slow-500ms`, `mock-ttft-200ms`, `mock-gap-100ms`, `mock-stream-cut-3`,
-    /// `mock-malformed`, `mock-tool-call`, `mock-words-100`, `mock-echo-key` (combine
+    /// `mock-malformed`, `mock-tool-call`, `mock-words-100`, `mock-echo-key`, `mock-no-usage` (combine
     /// with `+`). A development tool: builds without the `mock-upstream` feature lack it.
     #[cfg(feature = "mock-upstream")]
     MockUpstream {
@@ -54,6 +54,73 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Create, list and revoke client keys (kept, hashed, in the state database; a
+    /// running gateway applies a change within a second).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Report usage from the ledger.
+    Usage {
+        #[arg(long, default_value = "switchyard.toml")]
+        config: PathBuf,
+        /// `24h`, `7d`, `2026-11-01` or an RFC 3339 time.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// key, team, model, deployment or day.
+        #[arg(long, default_value = "key")]
+        by: String,
+        /// table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key and print its secret (shown only this once).
+    Create {
+        name: String,
+        #[arg(long, default_value = "switchyard.toml")]
+        config: PathBuf,
+        /// A team declared as [teams.NAME] in the config.
+        #[arg(long)]
+        team: Option<String>,
+        /// Public models the key may use, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u32>,
+        /// Tokens per minute.
+        #[arg(long)]
+        tpm: Option<u32>,
+        /// Budget in USD.
+        #[arg(long)]
+        budget: Option<f64>,
+        /// day, month or total.
+        #[arg(long, default_value = "month")]
+        budget_period: String,
+        /// A lifetime (`30d`, `12h`) or a date (`2027-01-01`) or an RFC 3339 time.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[arg(long, default_value = "switchyard.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key; a running gateway refuses it within a second.
+    Revoke {
+        name: String,
+        #[arg(long, default_value = "switchyard.toml")]
+        config: PathBuf,
     },
 }
 
@@ -84,6 +151,13 @@ pub fn main() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Inspect { file, json },
         } => inspect_cmd(&file, json),
+        Command::Keys { command } => exit(keys_cmd(command)),
+        Command::Usage {
+            config,
+            since,
+            by,
+            format,
+        } => exit(usage_cmd(&config, &since, &by, &format)),
     }
 }
 
@@ -161,6 +235,8 @@ pub async fn serve(cfg: Config, config_path: &Path) -> anyhow::Result<()> {
         .await
         .context("server task failed")?
         .context("server failed")?;
+    // Every row of every finished request is on disk before the process exits.
+    started.state.ledger.close();
     tracing::info!("stopped");
     Ok(())
 }
@@ -223,13 +299,23 @@ fn check(config: &Path) -> ExitCode {
     {
         problems.push(format!("plugins.cache_dir: {e}"));
     }
-    if cfg.client_keys.is_empty() && !cfg.listen.ip().is_loopback() {
+    let stored_keys = crate::state::open(&cfg.state_path)
+        .ok()
+        .and_then(|c| crate::governance::keys::list(&c).ok())
+        .map_or(0, |k| k.iter().filter(|k| k.revoked_at.is_none()).count());
+    let any_keys = !cfg.client_keys.is_empty() || !cfg.keys.is_empty() || stored_keys > 0;
+    if !any_keys && !cfg.listen.ip().is_loopback() {
         problems.push(format!(
-            "server.listen: {} is not a loopback address, so client keys are required: set [auth] keys = [\"env:NAME\"]",
+            "server.listen: {} is not a loopback address, so client keys are required: add [keys.NAME] secret = \"env:VAR\" or run `switchyard keys create NAME`",
             cfg.listen
         ));
     }
-    if !cfg.client_keys.is_empty() && cfg.admin_keys.is_empty() {
+    if !cfg.client_keys.is_empty() {
+        println!(
+            "warning: auth.keys still works but is deprecated: name each key instead, [keys.NAME] secret = \"env:VAR\" (with optional team, models, rpm, tpm, budget)"
+        );
+    }
+    if any_keys && cfg.admin_keys.is_empty() {
         println!(
             "warning: auth.admin_keys is empty, so /admin/* answers no one; add [auth] admin_keys = [\"env:NAME\"] to use it"
         );
@@ -312,4 +398,304 @@ fn inspect_cmd(file: &Path, as_json: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads the config a keys or usage command works against (for the state database,
+/// the hash key, and the teams and models a key may name).
+fn load_config(config: &Path) -> anyhow::Result<Config> {
+    Config::load(config).with_context(|| format!("invalid config {}", config.display()))
+}
+
+fn keys_cmd(command: KeysCommand) -> anyhow::Result<()> {
+    use crate::governance::keys;
+    match command {
+        KeysCommand::Create {
+            name,
+            config,
+            team,
+            models,
+            rpm,
+            tpm,
+            budget,
+            budget_period,
+            expires,
+            json,
+        } => {
+            let cfg = load_config(&config)?;
+            let new = new_key(
+                &cfg,
+                name,
+                team,
+                models,
+                rpm,
+                tpm,
+                budget,
+                &budget_period,
+                expires,
+            )?;
+            let hasher = crate::governance::Hasher::load(cfg.hash_key.as_ref(), &cfg.state_path)?;
+            let mut conn = crate::state::open(&cfg.state_path)?;
+            let secret = keys::create(&mut conn, &hasher, &new)?;
+            if json {
+                let v = serde_json::json!({
+                    "name": new.name,
+                    "secret": secret,
+                    "team": new.team,
+                    "models": new.access.models,
+                    "rpm": new.access.rpm,
+                    "tpm": new.access.tpm,
+                    "budget_usd": new.access.budget.map(|b| crate::ledger::report::usd(b.limit_micros)),
+                    "budget_period": new.access.budget.map(|b| b.period.as_str()),
+                    "expires_at": new.expires_at.map(rfc3339),
+                });
+                println!("{v}");
+            } else {
+                println!(
+                    "Created key `{}`. Its secret, shown only this once:\n\n    {secret}\n",
+                    new.name
+                );
+                println!(
+                    "Send it as `Authorization: Bearer <secret>`; a running gateway accepts it within a second."
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::List { config, json } => {
+            let cfg = load_config(&config)?;
+            let conn = crate::state::open(&cfg.state_path)?;
+            let stored = keys::list(&conn)?;
+            let now = crate::state::now_ms() / 1000;
+            let status = |revoked: Option<i64>, expires: Option<i64>| match (revoked, expires) {
+                (Some(_), _) => "revoked",
+                (None, Some(t)) if t <= now => "expired",
+                _ => "active",
+            };
+            let mut rows: Vec<serde_json::Value> = cfg
+                .keys
+                .iter()
+                .map(|(name, k)| {
+                    key_json(
+                        name,
+                        "config",
+                        None,
+                        k.team.as_deref(),
+                        &k.access,
+                        k.expires_at,
+                        None,
+                        status(None, k.expires_at),
+                    )
+                })
+                .collect();
+            rows.extend(stored.iter().map(|k| {
+                key_json(
+                    &k.name,
+                    "cli",
+                    Some(&k.prefix),
+                    k.team.as_deref(),
+                    &k.access,
+                    k.expires_at,
+                    Some(k.created_at),
+                    status(k.revoked_at, k.expires_at),
+                )
+            }));
+            if json {
+                println!("{}", serde_json::Value::Array(rows));
+                return Ok(());
+            }
+            let s = |v: &serde_json::Value, f: &str| match &v[f] {
+                serde_json::Value::Null => "-".to_owned(),
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(a) if a.is_empty() => "all".to_owned(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            let header = [
+                "NAME", "SOURCE", "PREFIX", "TEAM", "MODELS", "RPM", "TPM", "BUDGET", "PERIOD",
+                "EXPIRES", "STATUS",
+            ];
+            let fields = [
+                "name",
+                "source",
+                "prefix",
+                "team",
+                "models",
+                "rpm",
+                "tpm",
+                "budget_usd",
+                "budget_period",
+                "expires_at",
+                "status",
+            ];
+            let table: Vec<Vec<String>> =
+                std::iter::once(header.iter().map(|h| (*h).to_owned()).collect())
+                    .chain(
+                        rows.iter()
+                            .map(|r| fields.iter().map(|f| s(r, f)).collect()),
+                    )
+                    .collect();
+            let widths: Vec<usize> = (0..header.len())
+                .map(|i| table.iter().map(|r| r[i].len()).max().unwrap_or(0))
+                .collect();
+            for r in &table {
+                let line: Vec<String> = r
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
+                println!("{}", line.join("  ").trim_end());
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { name, config } => {
+            let cfg = load_config(&config)?;
+            if cfg.keys.contains_key(&name) {
+                anyhow::bail!(
+                    "key `{name}` is declared in {}; remove its [keys.{name}] table there",
+                    config.display()
+                );
+            }
+            let mut conn = crate::state::open(&cfg.state_path)?;
+            if !keys::revoke(&mut conn, &name)? {
+                anyhow::bail!("no active key named `{name}`");
+            }
+            println!("Revoked key `{name}`; a running gateway refuses it within a second.");
+            Ok(())
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // One per column of the listing.
+fn key_json(
+    name: &str,
+    source: &str,
+    prefix: Option<&str>,
+    team: Option<&str>,
+    access: &crate::config::Access,
+    expires_at: Option<i64>,
+    created_at: Option<i64>,
+    status: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "source": source,
+        "prefix": prefix,
+        "team": team,
+        "models": access.models,
+        "rpm": access.rpm,
+        "tpm": access.tpm,
+        "budget_usd": access.budget.map(|b| crate::ledger::report::usd(b.limit_micros)),
+        "budget_period": access.budget.map(|b| b.period.as_str()),
+        "expires_at": expires_at.map(rfc3339),
+        "created_at": created_at.map(rfc3339),
+        "status": status,
+    })
+}
+
+fn rfc3339(unix_s: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_s)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix_s.to_string())
+}
+
+/// Validates `keys create`'s flags against the config, with messages naming the flag.
+#[allow(clippy::too_many_arguments)] // One per flag.
+fn new_key(
+    cfg: &Config,
+    name: String,
+    team: Option<String>,
+    models: Vec<String>,
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    budget: Option<f64>,
+    budget_period: &str,
+    expires: Option<String>,
+) -> anyhow::Result<crate::governance::keys::NewKey> {
+    use crate::config::{Access, Budget, BudgetPeriod};
+    if !crate::config::valid_key_name(&name) {
+        anyhow::bail!("key name `{name}`: {}", crate::config::KEY_NAME_RULE);
+    }
+    if cfg.keys.contains_key(&name) {
+        anyhow::bail!("key `{name}` is already declared in the config ([keys.{name}])");
+    }
+    if let Some(t) = &team
+        && !cfg.teams.contains_key(t)
+    {
+        anyhow::bail!("--team: unknown team `{t}` (declare it as [teams.{t}] in the config)");
+    }
+    for m in &models {
+        if m != "*" && !cfg.models.contains_key(m) {
+            anyhow::bail!("--models: unknown model `{m}`");
+        }
+    }
+    if rpm == Some(0) || tpm == Some(0) {
+        anyhow::bail!("--rpm and --tpm must be at least 1");
+    }
+    let period = BudgetPeriod::parse(budget_period).with_context(|| {
+        format!("--budget-period: `{budget_period}` is not day, month or total")
+    })?;
+    let budget = budget
+        .map(|usd| {
+            crate::config::usd_to_micros(usd)
+                .map(|limit_micros| Budget {
+                    limit_micros,
+                    period,
+                })
+                .context("--budget: must be a non-negative amount of USD")
+        })
+        .transpose()?;
+    let expires_at = expires
+        .map(|e| {
+            crate::config::parse_time(&e)
+                .or_else(|| {
+                    humantime::parse_duration(&e)
+                        .ok()
+                        .map(|d| crate::state::now_ms() / 1000 + d.as_secs() as i64)
+                })
+                .with_context(|| {
+                    format!("--expires: `{e}` is not a lifetime like 30d or a date like 2027-01-01")
+                })
+        })
+        .transpose()?;
+    Ok(crate::governance::keys::NewKey {
+        name,
+        team,
+        access: Access {
+            models,
+            rpm,
+            tpm,
+            budget,
+        },
+        expires_at,
+    })
+}
+
+fn usage_cmd(config: &Path, since: &str, by: &str, format: &str) -> anyhow::Result<()> {
+    use crate::ledger::report;
+    let cfg = load_config(config)?;
+    let by: report::GroupBy = by
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--by: {e}"))?;
+    let since_ms = report::parse_since(since, crate::state::now_ms())
+        .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let conn = crate::state::open(&cfg.state_path)?;
+    let r = report::usage(&conn, since_ms, by)?;
+    let text = match format {
+        "table" => report::render_table(&r),
+        "json" => report::render_json(&r),
+        "csv" => report::render_csv(&r),
+        other => anyhow::bail!("--format: `{other}` is not table, json or csv"),
+    };
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    Ok(())
 }

@@ -55,6 +55,60 @@ struct RawConfig {
     models: BTreeMap<String, RawModel>,
     #[serde(default)]
     auth: RawAuth,
+    #[serde(default)]
+    keys: BTreeMap<String, RawKey>,
+    #[serde(default)]
+    teams: BTreeMap<String, RawTeam>,
+    #[serde(default)]
+    state: RawState,
+    #[serde(default)]
+    ledger: RawLedger,
+}
+
+/// `[keys.NAME]`: a client key declared in the config.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    /// `env:NAME` or `file:PATH`, never the key itself.
+    secret: String,
+    team: Option<String>,
+    models: Option<Vec<String>>,
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    /// USD.
+    budget: Option<f64>,
+    budget_period: Option<String>,
+    /// `2027-01-01` (UTC midnight) or an RFC 3339 time.
+    expires: Option<String>,
+}
+
+/// `[teams.NAME]`: limits shared by every key of the team.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTeam {
+    models: Option<Vec<String>>,
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    budget: Option<f64>,
+    budget_period: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    /// The SQLite file holding keys and the usage ledger.
+    path: Option<String>,
+    /// The key of the key hash (`env:NAME` or `file:PATH`); by default a random one kept
+    /// in `<path>.hashkey` beside the database, so that a copy of the database alone
+    /// cannot be used to test guessed keys.
+    hash_key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLedger {
+    store_payloads: Option<bool>,
+    payload_retention: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +126,9 @@ struct RawDeployment {
     /// USD per million output tokens.
     output_price: Option<f64>,
     weight: Option<u32>,
+    /// The most output tokens a request may produce here, when it does not say; what a
+    /// budget reserves for such a request.
+    max_output_tokens: Option<u32>,
     first_byte_timeout: Option<String>,
     idle_timeout: Option<String>,
     total_timeout: Option<String>,
@@ -178,6 +235,166 @@ pub struct Config {
     pub client_keys: Vec<Secret>,
     /// Keys that may use `/admin/*` (`[auth] admin_keys`).
     pub admin_keys: Vec<Secret>,
+    /// `[keys.NAME]`.
+    pub keys: BTreeMap<String, KeyConfig>,
+    /// `[teams.NAME]`.
+    pub teams: BTreeMap<String, Access>,
+    /// The SQLite file with keys and the ledger (`[state] path`).
+    pub state_path: PathBuf,
+    /// `[state] hash_key`, when set.
+    pub hash_key: Option<Secret>,
+    pub ledger: LedgerConfig,
+}
+
+/// What a key or a team may use, and how much.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Access {
+    /// Public models it may call; empty means all.
+    pub models: Vec<String>,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u32>,
+    pub budget: Option<Budget>,
+}
+
+impl Access {
+    pub fn allows(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|m| m == model || m == "*")
+    }
+}
+
+/// A spending limit in integer micro-dollars per calendar period (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub limit_micros: i64,
+    pub period: BudgetPeriod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetPeriod {
+    Day,
+    Month,
+    Total,
+}
+
+impl BudgetPeriod {
+    pub fn parse(s: &str) -> Option<BudgetPeriod> {
+        match s {
+            "day" | "daily" => Some(BudgetPeriod::Day),
+            "month" | "monthly" => Some(BudgetPeriod::Month),
+            "total" => Some(BudgetPeriod::Total),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetPeriod::Day => "day",
+            BudgetPeriod::Month => "month",
+            BudgetPeriod::Total => "total",
+        }
+    }
+}
+
+/// A client key declared in the config (`[keys.NAME]`).
+#[derive(Debug, Clone)]
+pub struct KeyConfig {
+    pub secret: Secret,
+    pub team: Option<String>,
+    pub access: Access,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerConfig {
+    /// Keep prompt and completion text (in their own table) for replays.
+    pub store_payloads: bool,
+    pub payload_retention: Duration,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            store_payloads: false,
+            payload_retention: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+/// Turns USD into integer micro-dollars, refusing what is not a non-negative amount.
+pub fn usd_to_micros(usd: f64) -> Option<i64> {
+    (0.0..1e12)
+        .contains(&usd)
+        .then(|| (usd * 1e6).round() as i64)
+}
+
+/// Parses an expiry: `2027-01-01` (UTC midnight) or an RFC 3339 time; unix seconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Some(t.unix_timestamp());
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &fmt)
+        .ok()
+        .map(|d| d.midnight().assume_utc().unix_timestamp())
+}
+
+/// Validates the access fields shared by keys and teams, naming keys under `section`.
+fn access(
+    section: &str,
+    models: Option<Vec<String>>,
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    budget: Option<f64>,
+    period: Option<String>,
+    known_models: &BTreeMap<String, Arc<Model>>,
+) -> Result<Access, ConfigError> {
+    let models = models.unwrap_or_default();
+    for m in &models {
+        if m != "*" && !known_models.contains_key(m) {
+            return Err(invalid(
+                format!("{section}.models"),
+                format!("unknown model \"{m}\""),
+            ));
+        }
+    }
+    for (field, v) in [("rpm", rpm), ("tpm", tpm)] {
+        if v == Some(0) {
+            return Err(invalid(format!("{section}.{field}"), "must be at least 1"));
+        }
+    }
+    let period = match period.as_deref() {
+        None => BudgetPeriod::Month,
+        Some(p) => BudgetPeriod::parse(p).ok_or_else(|| {
+            invalid(
+                format!("{section}.budget_period"),
+                format!("`{p}` is not `day`, `month` or `total`"),
+            )
+        })?,
+    };
+    let budget = budget
+        .map(|usd| {
+            usd_to_micros(usd)
+                .map(|limit_micros| Budget {
+                    limit_micros,
+                    period,
+                })
+                .ok_or_else(|| {
+                    invalid(
+                        format!("{section}.budget"),
+                        "must be a non-negative amount of USD",
+                    )
+                })
+        })
+        .transpose()?;
+    Ok(Access {
+        models,
+        rpm,
+        tpm,
+        budget,
+    })
 }
 
 /// A secret read from the environment. `Debug` and `Display` never show it.
@@ -255,6 +472,7 @@ pub struct Deployment {
     pub input_price: f64,
     pub output_price: f64,
     pub weight: u32,
+    pub max_output_tokens: Option<u32>,
     pub timeouts: Timeouts,
     /// Adapter settings as JSON text.
     pub settings_json: String,
@@ -402,11 +620,108 @@ impl Config {
         };
         let client_keys = keys("keys", &raw.auth.keys)?;
         let admin_keys = keys("admin_keys", &raw.auth.admin_keys)?;
-        if admin_keys.iter().any(|k| client_keys.contains(k)) {
+        let mut teams = BTreeMap::new();
+        for (name, t) in raw.teams {
+            let section = format!("teams.{name}");
+            if !valid_key_name(&name) {
+                return Err(invalid(&section, KEY_NAME_RULE));
+            }
+            teams.insert(
+                name,
+                access(
+                    &section,
+                    t.models,
+                    t.rpm,
+                    t.tpm,
+                    t.budget,
+                    t.budget_period,
+                    &models,
+                )?,
+            );
+        }
+        let mut keys = BTreeMap::new();
+        for (name, k) in raw.keys {
+            let section = format!("keys.{name}");
+            if !valid_key_name(&name) {
+                return Err(invalid(&section, KEY_NAME_RULE));
+            }
+            let secret = secret(&format!("{section}.secret"), &k.secret)?.map_err(|what| {
+                invalid(
+                    format!("{section}.secret"),
+                    format!("{what} is not set or empty"),
+                )
+            })?;
+            if let Some(t) = &k.team
+                && !teams.contains_key(t)
+            {
+                return Err(invalid(
+                    format!("{section}.team"),
+                    format!("unknown team \"{t}\" (declare it as [teams.{t}])"),
+                ));
+            }
+            let expires_at = k
+                .expires
+                .as_deref()
+                .map(|e| {
+                    parse_time(e).ok_or_else(|| {
+                        invalid(
+                            format!("{section}.expires"),
+                            format!("`{e}` is not a date like 2027-01-01 or an RFC 3339 time"),
+                        )
+                    })
+                })
+                .transpose()?;
+            let access = access(
+                &section,
+                k.models,
+                k.rpm,
+                k.tpm,
+                k.budget,
+                k.budget_period,
+                &models,
+            )?;
+            keys.insert(
+                name,
+                KeyConfig {
+                    secret,
+                    team: k.team,
+                    access,
+                    expires_at,
+                },
+            );
+        }
+        let all_client = client_keys
+            .iter()
+            .chain(keys.values().map(|k| &k.secret))
+            .collect::<Vec<_>>();
+        if admin_keys.iter().any(|k| all_client.contains(&k)) {
             return Err(invalid(
                 "auth.admin_keys",
                 "an admin key must not also be a client key",
             ));
+        }
+        for (i, a) in all_client.iter().enumerate() {
+            if all_client[..i].contains(a) {
+                return Err(invalid("keys", "two client keys have the same secret"));
+            }
+        }
+        let state_path = base.join(raw.state.path.as_deref().unwrap_or("switchyard.db"));
+        let hash_key = raw
+            .state
+            .hash_key
+            .as_deref()
+            .map(|v| {
+                secret("state.hash_key", v)?.map_err(|what| {
+                    invalid("state.hash_key", format!("{what} is not set or empty"))
+                })
+            })
+            .transpose()?;
+        let mut ledger = LedgerConfig::default();
+        if let Some(b) = raw.ledger.store_payloads {
+            ledger.store_payloads = b;
+        }
+        if let Some(r) = &raw.ledger.payload_retention {
+            ledger.payload_retention = duration("ledger.payload_retention", r)?;
         }
         Ok(Config {
             listen,
@@ -422,8 +737,28 @@ impl Config {
             models,
             client_keys,
             admin_keys,
+            keys,
+            teams,
+            state_path,
+            hash_key,
+            ledger,
         })
     }
+}
+
+/// What key and team names may be: they appear in logs, reports and metrics.
+pub const KEY_NAME_RULE: &str =
+    "names are 1 to 64 letters, digits, `-`, `_` or `.`, starting with a letter or digit";
+
+pub fn valid_key_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Resolves a secret reference: `env:NAME` (an environment variable) or `file:PATH`
@@ -517,6 +852,15 @@ fn deployment(name: &str, d: RawDeployment) -> Result<Deployment, ConfigError> {
         tags: d.tags,
         input_price: price("input_price", d.input_price)?,
         output_price: price("output_price", d.output_price)?,
+        max_output_tokens: match d.max_output_tokens {
+            Some(0) => {
+                return Err(invalid(
+                    format!("{key}.max_output_tokens"),
+                    "must be at least 1",
+                ));
+            }
+            other => other,
+        },
         weight: match d.weight {
             Some(0) => return Err(invalid(format!("{key}.weight"), "must be at least 1")),
             Some(w) => w,

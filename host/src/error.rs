@@ -43,6 +43,22 @@ pub enum UpstreamFailure {
     StreamBroken { deployment: String, reason: String },
 }
 
+/// Which per-minute limit a request hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Requests,
+    Tokens,
+}
+
+impl Limit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Requests => "requests",
+            Limit::Tokens => "tokens",
+        }
+    }
+}
+
 /// An error that ends a request.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -58,8 +74,30 @@ pub enum GatewayError {
     TooLarge(usize),
     #[error("Incorrect API key provided. Pass a valid key as `Authorization: Bearer <key>`.")]
     Unauthorized,
+    #[error("This API key has expired.")]
+    KeyExpired,
     #[error("This key may not use the admin API; present an admin key ([auth] admin_keys).")]
     NotAdmin,
+    #[error("This key may not use the model `{0}`.")]
+    ModelNotAllowed(String),
+    #[error("{}", rate_limited_message(*.limit, .scope, .name, *.limit_value, *.wait_ms))]
+    RateLimited {
+        limit: Limit,
+        /// `key` or `team`.
+        scope: &'static str,
+        name: String,
+        limit_value: u64,
+        /// `None`: the request is larger than the whole limit and can never pass.
+        wait_ms: Option<u64>,
+    },
+    #[error(
+        "The {scope} `{name}` has spent its budget for this {period} (or reserved the rest for requests in flight)."
+    )]
+    BudgetExceeded {
+        scope: &'static str,
+        name: String,
+        period: &'static str,
+    },
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     ModelNotFound(String),
     #[error("{message}")]
@@ -88,6 +126,25 @@ pub enum GatewayError {
     },
     #[error("internal error")]
     Internal(String),
+}
+
+fn rate_limited_message(
+    limit: Limit,
+    scope: &str,
+    name: &str,
+    limit_value: u64,
+    wait_ms: Option<u64>,
+) -> String {
+    let what = limit.as_str();
+    match wait_ms {
+        Some(ms) => format!(
+            "Rate limit reached for {scope} `{name}` on {what} per minute: limit {limit_value}. Please try again in {}.",
+            crate::governance::limits::reset_text(ms)
+        ),
+        None => format!(
+            "Request too large for {scope} `{name}` on {what} per minute: limit {limit_value}. Send fewer tokens or lower max_tokens."
+        ),
+    }
 }
 
 /// Every deployment refused the request as unsupported: the client's request is at
@@ -121,8 +178,9 @@ impl GatewayError {
             }
             BadRequest(_) | AdapterRejected { .. } => StatusCode::BAD_REQUEST,
             TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Unauthorized => StatusCode::UNAUTHORIZED,
-            NotAdmin => StatusCode::FORBIDDEN,
+            Unauthorized | KeyExpired => StatusCode::UNAUTHORIZED,
+            NotAdmin | ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            RateLimited { .. } | BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Denied { status, .. } => StatusCode::from_u16(*status)
                 .ok()
                 .filter(StatusCode::is_client_error)
@@ -155,8 +213,11 @@ impl GatewayError {
             | ModelNotFound(_)
             | Denied { .. }
             | AdapterRejected { .. } => "invalid_request_error",
-            Unauthorized => "authentication_error",
-            NotAdmin => "permission_error",
+            Unauthorized | KeyExpired => "authentication_error",
+            NotAdmin | ModelNotAllowed(_) => "permission_error",
+            // As OpenAI types its own rate-limit errors.
+            RateLimited { limit, .. } => limit.as_str(),
+            BudgetExceeded { .. } => "insufficient_quota",
             UpstreamRejected {
                 status: 400 | 413 | 422,
                 ..
@@ -180,8 +241,11 @@ impl GatewayError {
             NotReady(_) => "not_ready".into(),
             BadRequest(_) => "invalid_request".into(),
             TooLarge(_) => "request_too_large".into(),
-            Unauthorized => "invalid_api_key".into(),
+            Unauthorized | KeyExpired => "invalid_api_key".into(),
             NotAdmin => "admin_key_required".into(),
+            ModelNotAllowed(_) => "model_not_allowed".into(),
+            RateLimited { .. } => "rate_limit_exceeded".into(),
+            BudgetExceeded { .. } => "insufficient_quota".into(),
             ModelNotFound(_) => "model_not_found".into(),
             Denied { code, .. } => code.clone(),
             FilterUnavailable { .. } => "filter_unavailable".into(),
@@ -210,6 +274,9 @@ impl GatewayError {
                 }) => Some(retry_after.unwrap_or(1).min(120)),
                 _ => Some(1),
             },
+            GatewayError::RateLimited {
+                wait_ms: Some(ms), ..
+            } => Some(ms.div_ceil(1000).max(1)),
             GatewayError::NotReady(_)
             | GatewayError::NoDeployment { .. }
             | GatewayError::FilterUnavailable { .. } => Some(1),
@@ -224,6 +291,8 @@ impl GatewayError {
             self,
             GatewayError::AllFailed { billed: true, .. }
                 | GatewayError::FilterUnavailable { billed: true, .. }
+                | GatewayError::BudgetExceeded { .. }
+                | GatewayError::RateLimited { wait_ms: None, .. }
         )
     }
 
@@ -231,7 +300,7 @@ impl GatewayError {
     pub fn param(&self) -> Option<&str> {
         match self {
             GatewayError::BadRequest(b) => b.param.as_deref(),
-            GatewayError::ModelNotFound(_) => Some("model"),
+            GatewayError::ModelNotFound(_) | GatewayError::ModelNotAllowed(_) => Some("model"),
             _ => None,
         }
     }

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::governance::Governance;
+use crate::ledger::{Ledger, LedgerSettings};
 use crate::live::Live;
+use crate::metrics::Metrics;
 use crate::plugins::cache::ArtifactCache;
 use crate::plugins::{Loader, Registry, watcher};
 use crate::sandbox::Sandbox;
@@ -27,6 +30,45 @@ pub struct Gateway {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub watch: watcher::WatchHandle,
     pub config_watch: Option<reload::ConfigWatch>,
+    /// Applies `switchyard keys create`/`revoke` to the running gateway; stops with it.
+    pub key_poller: KeyPoller,
+}
+
+/// How often a running gateway looks for keys created or revoked by the CLI.
+pub const KEY_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The key poller's task, stopped when dropped.
+pub struct KeyPoller(tokio::task::JoinHandle<()>);
+
+impl Drop for KeyPoller {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Polls the `keys` table's version (one indexed read) and rebuilds the key table when
+/// the CLI changed it. Polling, not a file watch: SQLite writes land in the WAL file,
+/// and a version number says exactly whether the keys changed.
+fn poll_keys(state: Arc<AppState>) -> KeyPoller {
+    KeyPoller(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let state = state.clone();
+            let polled = tokio::task::spawn_blocking(move || {
+                let cfg = state.live.load().config.clone();
+                state.governance.poll(&cfg)
+            })
+            .await;
+            match polled {
+                Ok(Ok(true)) => tracing::info!("keys changed; key table reloaded"),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the keys table"),
+                Err(e) => tracing::warn!(error = %e, "key poller failed"),
+            }
+        }
+    }))
 }
 
 impl Gateway {
@@ -47,16 +89,35 @@ impl Gateway {
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
         let client = crate::upstream::Client::new().context("cannot build the TLS client")?;
-        let live = Live::new(Arc::new(cfg.clone()), None);
-        if cfg.client_keys.is_empty() {
+        let metrics = Arc::new(Metrics::new());
+        let live = Live::new(Arc::new(cfg.clone()), None, &metrics);
+        let ledger = Arc::new(
+            Ledger::open(LedgerSettings {
+                store_payloads: cfg.ledger.store_payloads,
+                payload_retention: cfg.ledger.payload_retention,
+                ..LedgerSettings::new(&cfg.state_path)
+            })
+            .with_context(|| {
+                format!(
+                    "cannot open the state database {}",
+                    cfg.state_path.display()
+                )
+            })?,
+        );
+        let governance = Arc::new(Governance::open(&cfg).context("cannot load the keys")?);
+        if governance.counts_tokens() {
+            // Build the tokenizer's vocabulary now, not on the first limited request.
+            std::thread::spawn(crate::governance::tokens::warm);
+        }
+        if !governance.required() {
             if !cfg.listen.ip().is_loopback() {
                 anyhow::bail!(
-                    "refusing to listen on {} without client keys: set [auth] keys = [\"env:NAME\"] or listen on a loopback address",
+                    "refusing to listen on {} without client keys: add [keys.NAME] secret = \"env:VAR\" (or `switchyard keys create NAME`), or listen on a loopback address",
                     cfg.listen
                 );
             }
             tracing::warn!(
-                "no client keys configured ([auth] keys): serving without authentication on loopback only"
+                "no client keys ([keys.NAME] or `switchyard keys create`): serving without authentication on loopback only"
             );
         }
         for d in cfg.deployments.values() {
@@ -64,7 +125,7 @@ impl Gateway {
                 tracing::warn!(deployment = %d.name, reason = %why, "deployment unavailable");
             }
         }
-        let state = AppState::new(registry.clone(), live, client);
+        let state = AppState::new(registry.clone(), live, client, governance, ledger, metrics);
         let (shutdown, stop) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(server::serve(listener, state.clone(), stop));
         std::fs::create_dir_all(&cfg.plugins_dir).with_context(|| {
@@ -105,6 +166,7 @@ impl Gateway {
             ),
             None => None,
         };
+        let key_poller = poll_keys(state.clone());
         Ok(Gateway {
             addr,
             state,
@@ -114,6 +176,7 @@ impl Gateway {
             shutdown,
             watch,
             config_watch,
+            key_poller,
         })
     }
 }

@@ -4,11 +4,13 @@
 //! Modules in the order a request meets them, after the entry points (`cli`, `gateway`)
 //! and the config they read; see `ARCHITECTURE.md`.
 
+pub mod accounting;
 pub mod canonical;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod governance;
 pub mod ledger;
 pub mod live;
 pub mod metrics;

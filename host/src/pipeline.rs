@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::canonical::{Caller, ChatRequest, ChatResponse};
 use crate::config::Model;
 use crate::error::GatewayError;
+use crate::ledger::PluginNote;
 use crate::live::Live;
 use crate::plugins::Snapshot;
 use crate::upstream::Client;
@@ -51,6 +52,10 @@ pub struct RequestCtx {
     pub billed: bool,
     /// Plugin instances this request is done with, dropped after the response is sent.
     pub retired: Vec<Box<dyn Send>>,
+    /// Deployments tried, in order (for the ledger).
+    pub tried: Vec<String>,
+    /// What the plugins did (for the ledger).
+    pub notes: Vec<PluginNote>,
 }
 
 impl RequestCtx {
@@ -77,6 +82,8 @@ impl RequestCtx {
             upstream_time: Duration::ZERO,
             billed: false,
             retired: Vec::new(),
+            tried: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -102,6 +109,14 @@ impl RequestCtx {
             _ => None,
         };
         crate::upstream::scrub::Scrub::new(key).with(self.client_key.clone())
+    }
+
+    /// Records what a plugin did, for the ledger.
+    pub fn note(&mut self, plugin: &str, action: &str) {
+        self.notes.push(PluginNote {
+            plugin: plugin.to_owned(),
+            action: action.to_owned(),
+        });
     }
 
     /// Time spent in the host and plugins so far.

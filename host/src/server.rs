@@ -2,7 +2,8 @@
 //! HTTP/2, gives every response an `x-request-id`, and routes to the handlers.
 //!
 //! Routes: `POST /v1/chat/completions` (and `/chat/completions`), `GET /v1/models` (and
-//! `/models`), `GET /healthz`, `GET /readyz`, `GET /admin/plugins`, `GET /admin/config`.
+//! `/models`), `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /admin/plugins`,
+//! `GET /admin/config`, `GET /admin/usage`.
 //!
 //! Invariant: every request gets a response. A panic anywhere in a request's handling is
 //! caught at the connection task and answered with an OpenAI-shaped 500; a panic in a
@@ -34,7 +35,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::error::GatewayError;
+use crate::governance::Governance;
+use crate::ledger::Ledger;
 use crate::live::Live;
+use crate::metrics::Metrics;
 use crate::plugins::Registry;
 use crate::upstream::Client;
 
@@ -46,6 +50,11 @@ pub struct AppState {
     /// The current config generation and its deployment statistics.
     pub live: ArcSwap<Live>,
     pub client: Client,
+    /// Keys, teams and their limits.
+    pub governance: Arc<Governance>,
+    /// The usage ledger's writer.
+    pub ledger: Arc<Ledger>,
+    pub metrics: Arc<Metrics>,
     /// Set once the config and the initial plugins are loaded; cleared on shutdown.
     pub ready: AtomicBool,
     /// Turns true once, when the first plugin load is done (model requests that arrive
@@ -62,7 +71,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(registry: Arc<Registry>, live: Live, client: Client) -> Arc<Self> {
+    pub fn new(
+        registry: Arc<Registry>,
+        live: Live,
+        client: Client,
+        governance: Arc<Governance>,
+        ledger: Arc<Ledger>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         let boot_id = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
@@ -71,6 +87,9 @@ impl AppState {
             registry,
             live: ArcSwap::from_pointee(live),
             client,
+            governance,
+            ledger,
+            metrics,
             ready: AtomicBool::new(false),
             started: tokio::sync::watch::Sender::new(false),
             next_request_id: AtomicU64::new(1),
@@ -235,7 +254,9 @@ fn set_request_id(resp: &mut Response<Body>, request_id: &str) {
 
 async fn handle(state: &AppState, req: Request<Incoming>, request_id: &str) -> Response<Body> {
     let path = req.uri().path();
-    let mut resp = if path == "/v1/chat/completions" || path == "/chat/completions" {
+    let mut resp = if path == "/admin/usage" {
+        admin::usage(state, req, request_id).await
+    } else if path == "/v1/chat/completions" || path == "/chat/completions" {
         if req.method() == Method::POST {
             chat::handle(state, req, request_id).await
         } else {
@@ -292,8 +313,12 @@ fn route(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, Ga
             get_only(&|| admin::config(state))
         }
         "/v1/models" | "/models" => {
-            chat::authenticate(state, req.headers())?;
-            get_only(&|| chat::models(state))
+            let auth = chat::authenticate(state, req.headers())?;
+            get_only(&|| chat::models(state, &auth))
+        }
+        "/metrics" => {
+            admin::authorize(state, req.headers())?;
+            get_only(&|| admin::metrics(state))
         }
         _ => Err(GatewayError::UnknownRoute {
             method: req.method().to_string(),
@@ -311,7 +336,7 @@ pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Bo
     resp
 }
 
-fn error_response(e: &GatewayError, request_id: &str) -> Response<Body> {
+pub(crate) fn error_response(e: &GatewayError, request_id: &str) -> Response<Body> {
     let mut resp = json(e.status(), &openai::error_body(e, request_id));
     if let Some(secs) = e.retry_after() {
         resp.headers_mut()

@@ -245,6 +245,7 @@ mod tests {
             input_price: 0.0,
             output_price: 0.0,
             weight: 1,
+            max_output_tokens: None,
             timeouts: Timeouts::default(),
             settings_json: "{}".into(),
         }

@@ -158,12 +158,24 @@ fn check_verifies_referenced_plugins_exist_and_have_the_right_kind() {
 
 /// A raw HTTP/1.1 exchange with `Connection: close`; returns the whole response text.
 fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<String> {
+    http_as(addr, None, method, path, body)
+}
+
+/// `http` presenting `key` as `Authorization: Bearer`.
+fn http_as(
+    addr: &str,
+    key: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    let auth = key.map_or(String::new(), |k| format!("authorization: Bearer {k}\r\n"));
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut out = String::new();
@@ -171,8 +183,40 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<Str
     Ok(out)
 }
 
-#[test]
-fn sigterm_stops_accepting_but_lets_in_flight_streams_finish() {
+/// A child process killed when dropped, so a failed test leaves no gateway running.
+struct Reaped(std::process::Child);
+
+impl Reaped {
+    /// Stops the process as an orchestrator does (SIGTERM) and waits for it to exit.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let kill = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        self.0.wait().expect("wait")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a mock upstream and `switchyard serve` as a process, with the bundled
+/// `openai` plugin and `config(mock address)` appended to the config; returns once
+/// `/readyz` answers 200. The runtime keeps the mock alive.
+fn serve_process(
+    config: impl Fn(std::net::SocketAddr) -> String,
+) -> (
+    tempfile::TempDir,
+    switchyard_mock_upstream::MockUpstream,
+    String,
+    std::process::Child,
+    tokio::runtime::Runtime,
+) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -197,14 +241,12 @@ fn sigterm_stops_accepting_but_lets_in_flight_streams_finish() {
     std::fs::write(
         &cfg,
         format!(
-            "[server]\nlisten = \"{addr}\"\n[plugins]\ndir = \"plugins\"\n\
-             [deployments.slow]\nadapter = \"openai\"\nbase_url = \"http://{}/v1\"\nmodel = \"mock-ttft-1500ms\"\n\
-             [models.demo]\ndeployments = [\"slow\"]\n",
-            mock.addr
+            "[server]\nlisten = \"{addr}\"\n[plugins]\ndir = \"plugins\"\n{}",
+            config(mock.addr)
         ),
     )
     .expect("write");
-    let mut child = bin()
+    let child = bin()
         .args(["serve", "--config"])
         .arg(&cfg)
         .spawn()
@@ -217,6 +259,229 @@ fn sigterm_stops_accepting_but_lets_in_flight_streams_finish() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    (dir, mock, addr, child, rt)
+}
+
+/// Runs `switchyard ARGS --config DIR/sy.toml`; returns stdout, failing on a non-zero exit.
+fn cli_ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = bin()
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("sy.toml"))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `x-request-id` of a raw response.
+fn chat_ok_id(response: &str) -> String {
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("x-request-id")
+        .trim()
+        .to_owned()
+}
+
+/// Polls `f` until it holds, at most `within`; returns how long it took.
+fn within(within: std::time::Duration, mut f: impl FnMut() -> bool) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "not within {within:?}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    start.elapsed()
+}
+
+#[test]
+fn keys_created_and_revoked_by_the_cli_apply_to_a_running_gateway_within_a_second() {
+    let (dir, _mock, addr, child, _rt) = serve_process(|mock| {
+        format!(
+            "[deployments.echo]\nadapter = \"openai\"\nbase_url = \"http://{mock}/v1\"\nmodel = \"mock-echo\"\n\
+             [models.demo]\ndeployments = [\"echo\"]\n[models.other]\ndeployments = [\"echo\"]\n\
+             [teams.research]\nmodels = [\"demo\"]\nrpm = 100\n"
+        )
+    });
+    let mut child = Reaped(child);
+    let chat = |key: Option<&str>, model: &str| {
+        let body =
+            format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#);
+        http_as(&addr, key, "POST", "/v1/chat/completions", &body).expect("http")
+    };
+    // No keys yet: loopback callers are anonymous.
+    assert!(chat(None, "demo").starts_with("HTTP/1.1 200"));
+
+    let created = cli_ok(
+        dir.path(),
+        &[
+            "keys", "create", "alice", "--team", "research", "--rpm", "5", "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&created).expect("json");
+    let secret = v["secret"].as_str().expect("secret").to_owned();
+    assert!(secret.starts_with("sy-") && secret.len() == 67, "{secret}");
+    assert_eq!(
+        (v["name"].as_str(), v["team"].as_str()),
+        (Some("alice"), Some("research"))
+    );
+    // Within a second the running gateway needs a key, and takes this one.
+    let took = within(std::time::Duration::from_secs(1), || {
+        chat(None, "demo").starts_with("HTTP/1.1 401")
+    });
+    eprintln!("key creation applied after {took:?}");
+    let ok = chat(Some(&secret), "demo");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    // The key's own rpm (5) is stricter than its team's (100).
+    assert!(ok.contains("x-ratelimit-limit-requests: 5"), "{ok}");
+    // Its team may use `demo` only.
+    let denied = chat(Some(&secret), "other");
+    assert!(
+        denied.starts_with("HTTP/1.1 403") && denied.contains("model_not_allowed"),
+        "{denied}"
+    );
+
+    // The list never shows a secret; the database holds only its hash.
+    let listed = cli_ok(dir.path(), &["keys", "list", "--json"]);
+    assert!(!listed.contains(&secret[3..]), "{listed}");
+    let rows: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    assert_eq!(rows[0]["name"], "alice");
+    assert_eq!(rows[0]["status"], "active");
+    assert!(rows[0].get("secret").is_none());
+    let table = cli_ok(dir.path(), &["keys", "list"]);
+    assert!(
+        table.contains("alice") && table.contains("research"),
+        "{table}"
+    );
+    let db = std::fs::read(dir.path().join("switchyard.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.path().join("switchyard.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the secret is stored in clear"
+        );
+    }
+
+    cli_ok(dir.path(), &["keys", "revoke", "alice"]);
+    let took = within(std::time::Duration::from_secs(1), || {
+        chat(Some(&secret), "demo").starts_with("HTTP/1.1 401")
+    });
+    eprintln!("revocation applied after {took:?}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&cli_ok(dir.path(), &["keys", "list", "--json"])).expect("json");
+    assert_eq!(listed[0]["status"], "revoked");
+    let out = bin()
+        .args(["keys", "revoke", "alice", "--config"])
+        .arg(dir.path().join("sy.toml"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "revoking twice fails");
+
+    // Both changes are in the audit table.
+    let conn = rusqlite::Connection::open(dir.path().join("switchyard.db")).expect("db");
+    let actions: Vec<String> = conn
+        .prepare("SELECT action FROM audit ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(actions, ["key.create", "key.revoke"]);
+
+    // SIGTERM writes every pending ledger row before the process exits.
+    let sent = chat(None, "demo");
+    assert!(sent.starts_with("HTTP/1.1 401"), "{sent}");
+    let (status, last_id) = (child.terminate(), chat_ok_id(&ok));
+    assert!(status.success(), "{status:?}");
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect("count") };
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) FROM requests WHERE request_id = '{last_id}'"
+        )),
+        1
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM requests WHERE status = 401"), 0);
+    assert_eq!(count("SELECT COUNT(*) FROM requests WHERE status = 403"), 1);
+
+    // `switchyard usage` reads the ledger; its totals equal the rows, in every format.
+    let (n, cost) = (
+        count("SELECT COUNT(*) FROM requests"),
+        count("SELECT COALESCE(SUM(cost_micros), 0) FROM requests"),
+    );
+    let json: serde_json::Value = serde_json::from_str(&cli_ok(
+        dir.path(),
+        &["usage", "--since", "1h", "--by", "key", "--format", "json"],
+    ))
+    .expect("json");
+    assert_eq!(json["total"]["requests"].as_i64(), Some(n), "{json}");
+    assert_eq!(json["total"]["cost_micros"].as_i64(), Some(cost));
+    let by_key: i64 = json["groups"]
+        .as_array()
+        .map_or(0, |g| g.iter().filter_map(|x| x["requests"].as_i64()).sum());
+    assert_eq!(by_key, n);
+    let csv = cli_ok(
+        dir.path(),
+        &["usage", "--since", "1h", "--by", "day", "--format", "csv"],
+    );
+    let total = csv
+        .lines()
+        .find(|l| l.starts_with("TOTAL,"))
+        .expect("TOTAL line");
+    assert_eq!(
+        total.split(',').nth(1),
+        Some(n.to_string().as_str()),
+        "{csv}"
+    );
+    let table = cli_ok(dir.path(), &["usage", "--since", "1h", "--by", "model"]);
+    assert!(table.contains("TOTAL") && table.contains("demo"), "{table}");
+}
+
+#[test]
+fn keys_create_refuses_unknown_teams_and_models_naming_the_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("sy.toml");
+    std::fs::write(&cfg, "[teams.t]\n").expect("write");
+    for (args, want) in [
+        (vec!["--team", "nope"], "--team: unknown team `nope`"),
+        (vec!["--models", "gpt-9"], "--models: unknown model `gpt-9`"),
+        (vec!["--expires", "soon"], "--expires"),
+        (vec!["--budget=-1"], "--budget"),
+    ] {
+        let out = bin()
+            .args(["keys", "create", "k"])
+            .args(&args)
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+    let out = bin()
+        .args(["keys", "create", "bad name", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+}
+
+#[test]
+fn sigterm_stops_accepting_but_lets_in_flight_streams_finish() {
+    let (dir, mock, addr, mut child, _rt) = serve_process(|mock| {
+        format!(
+            "[deployments.slow]\nadapter = \"openai\"\nbase_url = \"http://{mock}/v1\"\nmodel = \"mock-ttft-1500ms\"\n\
+             [models.demo]\ndeployments = [\"slow\"]\n"
+        )
+    });
+    let _dir = dir;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let stream_addr = addr.clone();
     let in_flight = std::thread::spawn(move || {
         let body =
@@ -284,7 +549,7 @@ fn check_refuses_an_unsafe_plugin_cache_and_an_open_listener_without_keys() {
     let (code, err) = check_config("[server]\nlisten = \"0.0.0.0:8080\"\n");
     assert_eq!(code, Some(2), "{err}");
     assert!(
-        err.contains("server.listen") && err.contains("[auth] keys"),
+        err.contains("server.listen") && err.contains("[keys.NAME]"),
         "{err}"
     );
 }

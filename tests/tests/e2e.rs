@@ -7,6 +7,7 @@ mod e2e {
     mod fallback;
     mod faults;
     mod gateway;
+    mod governance;
     mod http;
     mod load;
     mod openai_node;

@@ -48,10 +48,32 @@ pub async fn apply(path: &Path, state: &AppState, loader: &Arc<Loader>, registry
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(config = %path.display(), error = %e, "config edit rejected; the previous config keeps serving");
+            state.metrics.config_reload(false);
+            state.ledger.audit(
+                "config",
+                "config.reject",
+                &path.display().to_string(),
+                &e.to_string(),
+            );
             state.set_config_error(Some(e.to_string()));
             return;
         }
     };
+    let cfg = Arc::new(cfg);
+    let (gov, for_keys) = (state.governance.clone(), cfg.clone());
+    match tokio::task::spawn_blocking(move || gov.reload(&for_keys)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "config edit rejected: cannot rebuild the key table");
+            state.metrics.config_reload(false);
+            state.set_config_error(Some(format!("keys: {e}")));
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "key table rebuild failed");
+            return;
+        }
+    }
     let current = state.live.load_full();
     for (what, changed) in [
         ("server.listen", cfg.listen != current.config.listen),
@@ -63,10 +85,20 @@ pub async fn apply(path: &Path, state: &AppState, loader: &Arc<Loader>, registry
         }
     }
     let policy_changed = loader.set_policy(cfg.policy.clone());
+    if cfg.state_path != current.config.state_path {
+        tracing::warn!(key = "state.path", "this setting changes only on restart");
+    }
     let plugins_dir = current.config.plugins_dir.clone();
-    let live = Live::new(Arc::new(cfg), Some(&current));
+    let live = Live::new(cfg, Some(&current), &state.metrics);
     let generation = live.generation;
     state.live.store(Arc::new(live));
+    state.metrics.config_reload(true);
+    state.ledger.audit(
+        "config",
+        "config.apply",
+        &path.display().to_string(),
+        &format!("generation {generation}"),
+    );
     state.set_config_error(None);
     tracing::info!(config = %path.display(), generation, "config reloaded");
     if policy_changed && let Err(e) = watcher::reload_all(&plugins_dir, loader, registry).await {

@@ -299,6 +299,7 @@ pub(super) async fn first_success(
 ) -> Result<(ChatResponse, Served), GatewayError> {
     let mut failures = Vec::new();
     for (i, d) in candidates.iter().enumerate() {
+        ctx.tried.push(d.name.clone());
         let p = match prepare(ctx, d, req)? {
             Attempt::Done(p) => p,
             Attempt::Next(f) => {
@@ -361,6 +362,7 @@ pub(super) async fn first_stream(
 ) -> Result<LiveStream, GatewayError> {
     let mut failures = Vec::new();
     for (i, d) in candidates.iter().enumerate() {
+        ctx.tried.push(d.name.clone());
         let mut p = match prepare(ctx, d, req)? {
             Attempt::Done(p) => p,
             Attempt::Next(f) => {

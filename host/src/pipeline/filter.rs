@@ -33,10 +33,13 @@ pub(super) fn context(ctx: &RequestCtx) -> RequestContext {
     }
 }
 
-fn failure(ctx: &RequestCtx, name: &str, reason: String) -> Result<(), GatewayError> {
+fn failure(ctx: &mut RequestCtx, name: &str, reason: String) -> Result<(), GatewayError> {
     tracing::warn!(request_id = %ctx.request_id, filter = name, %reason, "filter failed");
     match ctx.model.filter_failure {
-        FilterFailure::Open => Ok(()),
+        FilterFailure::Open => {
+            ctx.note(name, "failed; skipped (filter_failure = open)");
+            Ok(())
+        }
         FilterFailure::Closed => Err(GatewayError::FilterUnavailable {
             filter: name.to_owned(),
             billed: ctx.billed,
@@ -46,13 +49,14 @@ fn failure(ctx: &RequestCtx, name: &str, reason: String) -> Result<(), GatewayEr
 
 /// Runs every filter's `on-request`.
 pub(super) fn on_request(
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
     mut req: ChatRequest,
 ) -> Result<(ChatRequest, Vec<ActiveFilter>, Constraints), GatewayError> {
     let mut active = Vec::with_capacity(ctx.model.filters.len());
     let mut constraints = Constraints::default();
     let rc = context(ctx);
-    for name in &ctx.model.filters {
+    let model = ctx.model.clone();
+    for name in &model.filters {
         let Some(plugin) = ctx.plugins.get(name.as_str()) else {
             failure(ctx, name, "the plugin is not loaded".into())?;
             continue;
@@ -76,8 +80,12 @@ pub(super) fn on_request(
             Ok(Ok(outcome)) => {
                 match outcome.verdict {
                     RequestVerdict::Allow => {}
-                    RequestVerdict::Rewrite(new) => req = new,
+                    RequestVerdict::Rewrite(new) => {
+                        ctx.note(name, "rewrote request");
+                        req = new;
+                    }
                     RequestVerdict::Deny(d) => {
+                        ctx.note(name, "denied request");
                         return Err(GatewayError::Denied {
                             filter: name.clone(),
                             status: d.status,
@@ -87,6 +95,7 @@ pub(super) fn on_request(
                     }
                 }
                 if let Some(c) = outcome.constraints {
+                    ctx.note(name, "constrained routing");
                     constraints.require.extend(c.require_tags);
                     constraints.forbid.extend(c.forbid_tags);
                 }
@@ -102,7 +111,7 @@ pub(super) fn on_request(
 
 /// Runs every filter's `on-response`, in the same order and instances.
 pub(super) fn on_response(
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
     filters: &mut [ActiveFilter],
     mut resp: ChatResponse,
 ) -> Result<ChatResponse, GatewayError> {
@@ -112,8 +121,12 @@ pub(super) fn on_response(
             Err(fault) => failure(ctx, &f.name, fault.to_string())?,
             Ok(Err(e)) => failure(ctx, &f.name, e.message)?,
             Ok(Ok(ResponseVerdict::Allow)) => {}
-            Ok(Ok(ResponseVerdict::Rewrite(new))) => resp = new,
+            Ok(Ok(ResponseVerdict::Rewrite(new))) => {
+                ctx.note(&f.name, "rewrote response");
+                resp = new;
+            }
             Ok(Ok(ResponseVerdict::Deny(d))) => {
+                ctx.note(&f.name, "denied response");
                 return Err(GatewayError::Denied {
                     filter: f.name.clone(),
                     status: d.status,

@@ -105,8 +105,16 @@ pub(super) fn rank(
     let model = ctx.model.clone();
     let (order, shadow) = match &model.router {
         None => ((0..eligible.len()).collect(), None),
-        Some(name) => ask_router(ctx, name, req, &eligible, &views)
-            .unwrap_or_else(|| ((0..eligible.len()).collect(), None)),
+        Some(name) => match ask_router(ctx, name, req, &eligible, &views) {
+            Some(answer) => {
+                ctx.note(name, "ranked");
+                answer
+            }
+            None => {
+                ctx.note(name, "failed; config order used");
+                ((0..eligible.len()).collect(), None)
+            }
+        },
     };
     let shadow = shadow.map(|i| eligible[i].clone());
     // Open circuits go last: tried only when everything else failed.

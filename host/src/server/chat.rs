@@ -13,9 +13,15 @@ use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use super::{AppState, Body, error_response, json, openai};
-use crate::canonical::Caller;
-use crate::error::GatewayError;
+use crate::accounting::{Ending, Tally};
+use crate::canonical::{Caller, ChatChunk};
+use crate::config::Deployment;
+use crate::error::{GatewayError, Limit};
+use crate::governance::{Counted, Governance, KeyEntry, tokens};
+use crate::ledger::StreamOutcome;
+use crate::metrics::DenyKind;
 use crate::pipeline::{self, Reply, RequestCtx};
+use std::sync::Arc;
 
 /// Largest request body accepted.
 const MAX_REQUEST: usize = 8 << 20;
@@ -31,43 +37,44 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
 }
 
-/// An authenticated caller and the key it presented (scrubbed from upstream answers).
+/// An authenticated caller, its key entry (`None` when no keys exist) and the key it
+/// presented (scrubbed from upstream answers).
 pub(super) struct Authenticated {
     pub caller: Caller,
-    pub key: Option<std::sync::Arc<str>>,
+    pub entry: Option<Arc<KeyEntry>>,
+    pub key: Option<Arc<str>>,
 }
 
-/// Checks `Authorization: Bearer` against the configured client keys; with none
-/// configured every caller is anonymous.
+/// Looks the presented key up; with no keys at all every caller is anonymous
+/// (the gateway then serves loopback only).
 pub(super) fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Authenticated, GatewayError> {
-    let live = state.live.load();
-    let keys = &live.config.client_keys;
-    if keys.is_empty() {
-        return Ok(Authenticated {
+    let presented = bearer(headers);
+    let entry = state.governance.authenticate(presented).inspect_err(|_| {
+        state.metrics.auth_failure();
+    })?;
+    Ok(match entry {
+        None => Authenticated {
             caller: Caller {
                 key_id: None,
                 team: None,
                 tags: vec![],
             },
+            entry: None,
             key: None,
-        });
-    }
-    let presented = bearer(headers).ok_or(GatewayError::Unauthorized)?;
-    keys.iter()
-        .enumerate()
-        .find(|(_, k)| constant_time_eq(k.expose().as_bytes(), presented.as_bytes()))
-        .map(|(i, k)| Authenticated {
+        },
+        Some(e) => Authenticated {
             caller: Caller {
-                key_id: Some(format!("key-{i}")),
-                team: None,
+                key_id: Some(e.name.clone()),
+                team: e.team.clone(),
                 tags: vec![],
             },
-            key: Some(k.shared()),
-        })
-        .ok_or(GatewayError::Unauthorized)
+            key: presented.map(Arc::from),
+            entry: Some(e),
+        },
+    })
 }
 
 /// Compares without an early exit, so timing does not reveal a key's prefix.
@@ -75,13 +82,14 @@ pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `GET /v1/models`: the public models.
-pub(super) fn models(state: &AppState) -> Response<Body> {
+/// `GET /v1/models`: the public models this caller may use.
+pub(super) fn models(state: &AppState, auth: &Authenticated) -> Response<Body> {
     let live = state.live.load();
     let data: Vec<serde_json::Value> = live
         .config
         .models
         .keys()
+        .filter(|m| auth.entry.as_ref().is_none_or(|k| Governance::allows(k, m)))
         .map(|m| serde_json::json!({"id": m, "object": "model", "created": 0, "owned_by": "switchyard"}))
         .collect();
     json(
@@ -112,30 +120,70 @@ pub(super) async fn handle(
     req: Request<Incoming>,
     request_id: &str,
 ) -> Response<Body> {
-    match run(state, req, request_id).await {
+    let started = Instant::now();
+    let auth = match authenticate(state, req.headers()) {
+        Ok(a) => a,
+        Err(e) => return error_response(&e, request_id),
+    };
+    let mut tally = Tally::new(
+        state.ledger.clone(),
+        state.metrics.clone(),
+        request_id,
+        auth.entry.as_deref(),
+        started,
+    );
+    let result = run(state, req, request_id, auth, &mut tally, started).await;
+    let headers = tally.rate_headers;
+    let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
             if e.status().is_server_error() {
                 tracing::warn!(request_id, error = %e, detail = ?e, "request failed");
             }
+            let code = e.code();
+            tally.finish(Ending {
+                status: e.status().as_u16(),
+                error_code: Some(&code),
+                ..Ending::default()
+            });
             error_response(&e, request_id)
         }
-    }
+    };
+    headers.apply(resp.headers_mut());
+    resp
 }
 
 async fn run(
     state: &AppState,
     req: Request<Incoming>,
     request_id: &str,
+    auth: Authenticated,
+    tally: &mut Tally,
+    started: Instant,
 ) -> Result<Response<Body>, GatewayError> {
-    let started = Instant::now();
-    let auth = authenticate(state, req.headers())?;
     let body = read_body(req.into_body()).await?;
     state.wait_started().await?;
-    let parsed = openai::parse_request(&body).map_err(GatewayError::BadRequest)?;
+    let mut parsed = openai::parse_request(&body).map_err(GatewayError::BadRequest)?;
     let live = state.live.load_full();
     let model = live.config.models.get(&parsed.request.model).cloned();
     let model = model.ok_or_else(|| GatewayError::ModelNotFound(parsed.request.model.clone()))?;
+    tally.model(
+        &model.name,
+        parsed.request.stream,
+        live.route_metrics.get(&model.name).cloned(),
+    );
+    if let Some(key) = &auth.entry {
+        match state.governance.admit(key, &model, &mut parsed.request) {
+            Ok(a) => tally.admitted(a),
+            Err(refusal) => {
+                tally.rate_headers = refusal.headers;
+                if let Some(kind) = deny_kind(&refusal.error) {
+                    state.metrics.denied(kind);
+                }
+                return Err(refusal.error);
+            }
+        }
+    }
     let mut ctx = RequestCtx::new(
         request_id.to_owned(),
         auth.caller,
@@ -146,7 +194,17 @@ async fn run(
         state.client.clone(),
         started,
     );
-    let reply = pipeline::run(&mut ctx, parsed.request).await?;
+    let prompt_tokens = tally.admission().and_then(|a| a.prompt_tokens);
+    let counting = Counting {
+        body: body.clone(),
+        prompt: prompt_tokens,
+    };
+    let outcome = pipeline::run(&mut ctx, parsed.request).await;
+    tally.pipeline(
+        std::mem::take(&mut ctx.tried),
+        std::mem::take(&mut ctx.notes),
+    );
+    let reply = outcome?;
     ctx.release_retired();
     Ok(match reply {
         Reply::Complete {
@@ -159,8 +217,24 @@ async fn run(
             if response.created == 0 {
                 response.created = now();
             }
+            let deployment = ctx.live.config.deployments.get(&served.deployment).cloned();
+            let usage = match &response.usage {
+                Some(u) => Counted::reported(u),
+                None => {
+                    // The upstream reported nothing: count, and tell the client too.
+                    let c = counting.count(deployment.as_deref(), Some(&response), 0);
+                    response.usage = Some(c.to_usage());
+                    c
+                }
+            };
             let mut resp = json(StatusCode::OK, &openai::response_json(&response));
             annotate(&mut resp, &served.deployment, served.attempts, &ctx);
+            tally.detach().finish(Ending {
+                status: 200,
+                usage: Some(usage),
+                deployment: deployment.as_deref(),
+                ..Ending::default()
+            });
             resp
         }
         Reply::Stream(stream) => {
@@ -175,15 +249,36 @@ async fn run(
                 stream.served.attempts,
                 &ctx,
             );
+            let deployment = ctx
+                .live
+                .config
+                .deployments
+                .get(&stream.served.deployment)
+                .cloned();
+            let account = StreamAccount {
+                allowance: tally.admission().and_then(|a| a.output_allowance),
+                tally: tally.detach(),
+                deployment,
+                counting,
+                output: String::new(),
+                output_tokens: 0,
+                usage: None,
+            };
             let request_id = request_id.to_owned();
             let include_usage = parsed.include_usage;
             let (first_sent, first) = tokio::sync::oneshot::channel();
             tokio::spawn(async move {
                 let (tx, request_id) = (tx, request_id);
-                let pumped =
-                    AssertUnwindSafe(pump(*stream, &tx, include_usage, &request_id, first_sent))
-                        .catch_unwind()
-                        .await;
+                let pumped = AssertUnwindSafe(pump(
+                    *stream,
+                    &tx,
+                    include_usage,
+                    &request_id,
+                    first_sent,
+                    account,
+                ))
+                .catch_unwind()
+                .await;
                 if let Err(panic) = pumped {
                     let what = super::panic_text(panic.as_ref());
                     tracing::error!(%request_id, panic = %what, "stream pump panicked");
@@ -203,6 +298,19 @@ async fn run(
             let _ = first.await;
             resp
         }
+    })
+}
+
+fn deny_kind(e: &GatewayError) -> Option<DenyKind> {
+    Some(match e {
+        GatewayError::ModelNotAllowed(_) => DenyKind::Model,
+        GatewayError::RateLimited {
+            limit: Limit::Requests,
+            ..
+        } => DenyKind::Rpm,
+        GatewayError::RateLimited { .. } => DenyKind::Tpm,
+        GatewayError::BudgetExceeded { .. } => DenyKind::Budget,
+        _ => return None,
     })
 }
 
@@ -234,16 +342,124 @@ fn sse(value: &serde_json::Value) -> Bytes {
     Bytes::from(out)
 }
 
+/// Counts the usage an upstream did not report. It keeps the request body (a
+/// reference, not a copy), so the prompt is parsed and counted again only for the
+/// rare upstream that reports nothing, not on every request.
+struct Counting {
+    body: Bytes,
+    /// Already counted at admission.
+    prompt: Option<u32>,
+}
+
+impl Counting {
+    fn count(
+        &self,
+        d: Option<&Deployment>,
+        response: Option<&crate::canonical::ChatResponse>,
+        streamed_output: u32,
+    ) -> Counted {
+        let model = d.map_or("", |d| d.model_id.as_str());
+        let prompt = self.prompt.unwrap_or_else(|| {
+            openai::parse_request(&self.body)
+                .map(|p| tokens::count_request(model, &p.request))
+                .unwrap_or(0)
+        });
+        Counted {
+            prompt,
+            completion: streamed_output + response.map_or(0, |r| tokens::count_response(model, r)),
+            estimated: true,
+            ..Counted::default()
+        }
+    }
+}
+
+/// A stream's usage as it goes: what the upstream reported, or the text to count.
+struct StreamAccount {
+    tally: Tally,
+    deployment: Option<Arc<Deployment>>,
+    counting: Counting,
+    /// Output tokens the budget reservation covers; the stream is cut past it.
+    allowance: Option<u32>,
+    /// Output text, kept only until the upstream reports usage.
+    output: String,
+    /// Output tokens counted so far (only with an allowance).
+    output_tokens: u32,
+    usage: Option<Counted>,
+}
+
+impl StreamAccount {
+    fn model_id(&self) -> &str {
+        self.deployment
+            .as_deref()
+            .map_or("", |d| d.model_id.as_str())
+    }
+
+    /// Notes a chunk's usage and text; false once the output passes the allowance.
+    fn observe(&mut self, c: &ChatChunk) -> bool {
+        if let Some(u) = &c.usage {
+            self.usage = Some(Counted::reported(u));
+            self.output = String::new();
+        }
+        if c.choices
+            .iter()
+            .any(|d| d.content.is_some() || !d.tool_calls.is_empty())
+        {
+            self.tally.first_token();
+        }
+        if let Some(allowance) = self.allowance {
+            self.output_tokens += tokens::count_chunk(self.model_id(), c);
+            return self.output_tokens <= allowance;
+        }
+        if self.usage.is_none() {
+            for d in &c.choices {
+                for t in [&d.content, &d.reasoning].into_iter().flatten() {
+                    self.output.push_str(t);
+                }
+                for t in &d.tool_calls {
+                    self.output.push_str(&t.arguments);
+                }
+            }
+        }
+        true
+    }
+
+    /// The usage to bill: reported, or counted from what was sent.
+    fn usage(&self) -> Counted {
+        if let Some(u) = self.usage {
+            return u;
+        }
+        let output = if self.allowance.is_some() {
+            self.output_tokens
+        } else {
+            tokens::count_text(self.model_id(), &self.output)
+        };
+        self.counting
+            .count(self.deployment.as_deref(), None, output)
+    }
+
+    fn finish(self, outcome: StreamOutcome, error_code: Option<&str>) {
+        let usage = self.usage();
+        self.tally.finish(Ending {
+            status: 200,
+            error_code,
+            usage: Some(usage),
+            deployment: self.deployment.as_deref(),
+            stream: Some(outcome),
+        });
+    }
+}
+
 /// Feeds a committed stream to the client. Ends with `[DONE]`, or with an explicit
-/// error event if the upstream or a filter stops it: never a clean-looking truncation.
-/// `first_sent` fires once the first event is in the channel (or is dropped if the
-/// stream ends without one).
+/// error event if the upstream or a filter stops it, or its budget runs out: never a
+/// clean-looking truncation. `first_sent` fires once the first event is in the
+/// channel (or is dropped if the stream ends without one).
 async fn pump(
     mut stream: pipeline::LiveStream,
     tx: &tokio::sync::mpsc::Sender<Bytes>,
     include_usage: bool,
     request_id: &str,
     first_sent: tokio::sync::oneshot::Sender<()>,
+    mut account: StreamAccount,
 ) {
     let created = now();
     let mut first_sent = Some(first_sent);
@@ -256,6 +472,17 @@ async fn pump(
                     }
                     if c.id.is_empty() {
                         c.id = format!("chatcmpl-{request_id}");
+                    }
+                    if !account.observe(&c) {
+                        tracing::info!(%request_id, "stream cut: its output passed what the budget reserved");
+                        let event = openai::stream_error_event(
+                            "budget_exceeded",
+                            "The budget does not cover more output, so the stream was stopped.",
+                            request_id,
+                        );
+                        let _ = tx.send(sse(&event)).await;
+                        account.finish(StreamOutcome::BudgetExceeded, Some("budget_exceeded"));
+                        return;
                     }
                     if c.usage.is_some() && !include_usage {
                         // The gateway always asks upstreams for usage (to account for it);
@@ -271,6 +498,7 @@ async fn pump(
                         .is_err()
                     {
                         tracing::info!(%request_id, "client went away; upstream stream cancelled");
+                        account.finish(StreamOutcome::ClientGone, Some("client_gone"));
                         return;
                     }
                     if let Some(s) = first_sent.take() {
@@ -279,13 +507,28 @@ async fn pump(
                 }
             }
             Ok(None) => {
+                if include_usage && account.usage.is_none() {
+                    // The upstream sent no usage (llama.cpp streams): the client asked
+                    // for it, so it gets the host's count.
+                    let usage = account.usage();
+                    let chunk = ChatChunk {
+                        id: format!("chatcmpl-{request_id}"),
+                        model: account.model_id().to_owned(),
+                        created,
+                        choices: vec![],
+                        usage: Some(usage.to_usage()),
+                    };
+                    let _ = tx.send(sse(&openai::chunk_json(&chunk, true))).await;
+                }
                 let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+                account.finish(StreamOutcome::Completed, None);
                 return;
             }
             Err(end) => {
                 tracing::warn!(%request_id, code = end.code, detail = %end.detail, "stream ended early");
                 let event = openai::stream_error_event(end.code, &end.message, request_id);
                 let _ = tx.send(sse(&event)).await;
+                account.finish(StreamOutcome::Broken, Some(end.code));
                 return;
             }
         }

@@ -33,6 +33,9 @@ pub(crate) struct Behavior {
     /// or as a final error event instead of the stream's end. What careless providers do
     /// ("Incorrect API key provided: sk-..."), for testing that the gateway scrubs it.
     pub echo_key: bool,
+    /// Report no token usage, in whole answers or streams (as llama.cpp's server
+    /// streams do even with `include_usage`).
+    pub no_usage: bool,
 }
 
 impl Behavior {
@@ -66,6 +69,8 @@ impl Behavior {
             self.tool_call = true;
         } else if knob == "echo-key" {
             self.echo_key = true;
+        } else if knob == "no-usage" {
+            self.no_usage = true;
         }
         // `echo` and any real model name fall through to the default answer.
     }
@@ -102,6 +107,7 @@ mod tests {
         assert_eq!(b.stream_cut, Some(3));
         assert!(b.tool_call);
         assert!(!b.malformed);
+        assert!(Behavior::parse("mock-echo+no-usage").no_usage);
     }
 
     #[test]

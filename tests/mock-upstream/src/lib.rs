@@ -5,7 +5,8 @@
 //! Behaviour is chosen by the model name (or the `x-mock-behavior` header), e.g.
 //! `mock-echo`, `mock-status-429`, `mock-slow-200ms`, `mock-ttft-300ms`,
 //! `mock-gap-100ms`, `mock-stream-cut-3`, `mock-malformed`, `mock-tool-call`, `mock-words-500`,
-//! `mock-echo-key` (repeats the request's credential in an error), combined
+//! `mock-echo-key` (repeats the request's credential in an error), `mock-no-usage`
+//! (reports no token usage, as llama.cpp streams), combined
 //! with `+`. Every provider request is recorded; `GET /__mock/requests` and
 //! `GET /__mock/streams` expose the record and the stream counters over HTTP.
 //!

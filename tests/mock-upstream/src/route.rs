@@ -217,6 +217,11 @@ async fn turn(
     }
     let n = state.next_id();
     let answer = Answer::choose(&behavior, &prompt);
+    let mut prompt = prompt;
+    if behavior.no_usage {
+        // llama.cpp's server: no usage chunk even when the client asks for one.
+        prompt.include_usage = false;
+    }
     if prompt.stream {
         let script = provider.script(&prompt, &answer, n);
         let script = if behavior.malformed {
@@ -230,7 +235,14 @@ async fn turn(
         };
         return sse::respond(script, &behavior, state.streams.clone());
     }
-    let whole = provider.whole(&prompt, &answer, n).to_string();
+    let mut whole = provider.whole(&prompt, &answer, n);
+    if behavior.no_usage
+        && let Some(o) = whole.as_object_mut()
+    {
+        o.remove("usage");
+        o.remove("usageMetadata");
+    }
+    let whole = whole.to_string();
     if behavior.malformed {
         return json_text(StatusCode::OK, truncate_json(&whole).to_owned());
     }
