@@ -2,8 +2,8 @@
 //! metrics, finished exactly once.
 //!
 //! Invariant: every authenticated model request has exactly one ledger row: `finish`
-//! writes it, and a `Tally` dropped unfinished (a panic, a dropped connection before
-//! the handler returned) writes one marked `internal_error`.
+//! writes it, and a `Tally` dropped unfinished (the client hung up before the answer
+//! was ready, or a panic) writes one with status 499 and code `abandoned`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -163,8 +163,8 @@ impl Tally {
 impl Drop for Tally {
     fn drop(&mut self) {
         self.close(Ending {
-            status: 500,
-            error_code: Some("internal_error"),
+            status: 499,
+            error_code: Some("abandoned"),
             ..Ending::default()
         });
     }

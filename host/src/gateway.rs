@@ -83,13 +83,14 @@ impl Gateway {
             .as_ref()
             .map(|d| ArtifactCache::open(d, &cfg.plugins_dir))
             .transpose()?;
-        let loader = Arc::new(Loader::new(sandbox, cache, cfg.policy.clone()));
+        let metrics = Arc::new(Metrics::new());
+        let loader =
+            Arc::new(Loader::new(sandbox, cache, cfg.policy.clone()).with_metrics(metrics.clone()));
         let registry = Arc::new(Registry::new());
         let (listener, addr) = server::bind(cfg.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
         let client = crate::upstream::Client::new().context("cannot build the TLS client")?;
-        let metrics = Arc::new(Metrics::new());
         let live = Live::new(Arc::new(cfg.clone()), None, &metrics);
         let ledger = Arc::new(
             Ledger::open(LedgerSettings {

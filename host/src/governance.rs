@@ -231,6 +231,10 @@ impl Governance {
 
     /// Reloads if `keys create` or `keys revoke` changed the store since the last build.
     pub fn poll(&self, cfg: &Config) -> Result<bool, GovernanceError> {
+        if !self.state_path.exists() {
+            // Never recreate a database someone removed (or a test's deleted folder).
+            return Ok(false);
+        }
         let conn = crate::state::open(&self.state_path)?;
         if keys::version(&conn)? == self.seen_version.load(Ordering::Acquire) {
             return Ok(false);

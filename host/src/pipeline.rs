@@ -56,6 +56,9 @@ pub struct RequestCtx {
     pub tried: Vec<String>,
     /// What the plugins did (for the ledger).
     pub notes: Vec<PluginNote>,
+    /// Keep the request as the filters left it (`[ledger] store_payloads`).
+    pub keep_filtered: bool,
+    pub filtered: Option<ChatRequest>,
 }
 
 impl RequestCtx {
@@ -84,6 +87,8 @@ impl RequestCtx {
             retired: Vec::new(),
             tried: Vec::new(),
             notes: Vec::new(),
+            keep_filtered: false,
+            filtered: None,
         }
     }
 
@@ -153,6 +158,9 @@ pub enum Reply {
 /// Runs one chat completion through the pipeline.
 pub async fn run(ctx: &mut RequestCtx, req: ChatRequest) -> Result<Reply, GatewayError> {
     let (req, mut filters, constraints) = filter::on_request(ctx, req)?;
+    if ctx.keep_filtered {
+        ctx.filtered = Some(req.clone());
+    }
     let ranked = route::rank(ctx, &req, &constraints)?;
     if let Some(shadow) = ranked.shadow {
         dispatch::mirror(ctx, shadow, &req);

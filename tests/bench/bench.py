@@ -20,6 +20,7 @@ import sys
 import time
 import hashlib
 import http.client
+import urllib.request
 import shutil
 import threading
 from pathlib import Path
@@ -28,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "tests" / "bench"
 WORK = ROOT / "target" / "bench"
 SWITCHYARD = Path(os.environ.get("SWITCHYARD_BIN", ROOT / "target" / "release" / "switchyard"))
+# An earlier build for a before/after figure in the same run (system `switchyard-before`:
+# its full chain, with the config it understands: `[auth] keys`, no ledger or metrics).
+SWITCHYARD_BEFORE = os.environ.get("SWITCHYARD_BEFORE_BIN")
 STREAM_LOAD = ROOT / "target" / "release" / "examples" / "stream_load"
 OHA = Path.home() / ".cargo" / "bin" / "oha"
 PLUGINS = WORK / "plugins"
@@ -46,7 +50,8 @@ UPSTREAM_KEY = "sk-bench-upstream"
 # `/admin/*` needs an admin key once client keys are set; the reload figure reads it.
 ADMIN_KEY = "sk-bench-admin"
 
-SYSTEMS = ["direct", "nginx-proxy", "switchyard-full", "switchyard-adapter", "litellm", "portkey"]
+SYSTEMS = ["direct", "nginx-proxy", "switchyard-before", "switchyard-full", "switchyard-governed",
+           "switchyard-adapter", "litellm", "portkey"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -330,8 +335,10 @@ class Target:
 
 
 def switchyard_config(kind, upstream):
-    """`kind` is "full" (filter + router + adapter) or "adapter" (adapter only);
-    `upstream` is "nginx" or "mock"."""
+    """`kind` is "full" (filter + router + adapter), "governed" (the full chain with a
+    named key in a team, rpm/tpm limits and a budget on both, so every request is
+    counted, rate-limited, reserved and settled) or "adapter" (adapter only); `upstream`
+    is "nginx" or "mock". Every kind writes the ledger and keeps metrics."""
     if upstream == "nginx":
         plain = f"http://127.0.0.1:{UPSTREAM_PORT}/plain/v1"
         stream = f"http://127.0.0.1:{UPSTREAM_PORT}/stream/v1"
@@ -353,9 +360,21 @@ def switchyard_config(kind, upstream):
         'call_timeout = "50ms"',
         'config = { mode = "redact" }',
         "[auth]",
-        'keys = ["env:BENCH_CLIENT_KEY"]',
         'admin_keys = ["env:BENCH_ADMIN_KEY"]',
     ]
+    if kind == "before":
+        lines.append('keys = ["env:BENCH_CLIENT_KEY"]')
+    else:
+        lines += ["[state]", f'path = "{WORK}/switchyard-{kind}-{upstream}.db"']
+    if kind == "before":
+        pass
+    elif kind == "governed":
+        # Limits far above what one core serves: every check runs, none refuses.
+        limits = ["rpm = 100000000", "tpm = 2000000000", "budget = 1000000.0", 'budget_period = "month"']
+        lines += ["[teams.bench]", *limits,
+                  "[keys.bench]", 'secret = "env:BENCH_CLIENT_KEY"', 'team = "bench"', *limits]
+    else:
+        lines += ["[keys.bench]", 'secret = "env:BENCH_CLIENT_KEY"']
 
     def deployment(name, base, model_id, extra=""):
         lines.extend([
@@ -380,7 +399,7 @@ def switchyard_config(kind, upstream):
 
     def model_section(name, deps):
         lines.append(f"[models.{name}]")
-        if kind == "full":
+        if kind in ("full", "governed", "before"):
             lines.append(f"deployments = {json.dumps(deps)}")
             lines.append('router = "balanced"')
             lines.append('filters = ["pii-redact"]')
@@ -400,9 +419,11 @@ def start_switchyard(kind, upstream="nginx"):
     for f in (ROOT / "target" / "plugins").glob("*.wasm"):
         shutil.copyfile(f, PLUGINS / f.name)
     cfg = switchyard_config(kind, upstream)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{WORK}/switchyard-{kind}-{upstream}.db{suffix}").unlink(missing_ok=True)
     p = start(
         f"switchyard-{kind}-{upstream}",
-        [str(SWITCHYARD), "serve", "--config", str(cfg)],
+        [str(SWITCHYARD_BEFORE if kind == "before" else SWITCHYARD), "serve", "--config", str(cfg)],
         GATEWAY_CORE,
         env={"RUST_LOG": "warn", "BENCH_CLIENT_KEY": CLIENT_KEY, "BENCH_UPSTREAM_KEY": UPSTREAM_KEY,
              "BENCH_ADMIN_KEY": ADMIN_KEY},
@@ -722,12 +743,15 @@ def report(results, extra, meta, plan):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="seconds per system: checks the harness, not the gateways")
-    ap.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
+    default = [s for s in SYSTEMS if s != "switchyard-before" or SWITCHYARD_BEFORE]
+    ap.add_argument("--systems", default=",".join(default), help=f"comma-separated subset of {','.join(SYSTEMS)}")
     ap.add_argument("--no-mock", action="store_true", help="skip the extra run against `switchyard mock-upstream`")
     ap.add_argument("--out", default=str(WORK / "results.md"), help="where to write the table (also printed)")
     ap.add_argument("--command", default="bash tests/bench/run.sh " + " ".join(sys.argv[1:]))
     args = ap.parse_args()
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if "switchyard-before" in systems and not SWITCHYARD_BEFORE:
+        ap.error("switchyard-before needs SWITCHYARD_BEFORE_BIN (an earlier release build)")
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
         ap.error(f"unknown systems: {', '.join(sorted(unknown))}")
@@ -860,6 +884,8 @@ def switchyard_extras(name, proc, target, plan, results, log):
     added = f"{lat - d_lat:.0f} µs added over direct ({lat:.0f} − {d_lat:.0f} µs)" if d_lat else f"{lat:.0f} µs client-side"
     lines.append(f"{name}: `x-switchyard-overhead-us` median {fmt(reported, '{:.0f}')} µs; measured by the harness "
                  f"(sequential keep-alive, Python client, median): {added}.")
+    if name == "switchyard-governed":
+        lines.append(ledger_check(name, target))
     if name == "switchyard-full":
         settle(proc.pid)
         log(f"[{name}] RSS with {plan.hold} open streams")
@@ -876,6 +902,22 @@ def switchyard_extras(name, proc, target, plan, results, log):
                      f"(each new version is compiled on the gateway's only core); last version "
                      f"{'serving' if landed else 'NOT confirmed serving'} afterwards.")
     return lines
+
+
+def ledger_check(name, target):
+    """Did the ledger keep up? Rows written vs requests answered, from `/metrics` (the
+    writer's own counters) after the writer's last batch."""
+    time.sleep(0.5)
+    req = urllib.request.Request(f"http://127.0.0.1:{target.port}/metrics",
+                                 headers={"authorization": f"Bearer {ADMIN_KEY}"})
+    text = urllib.request.urlopen(req, timeout=10).read().decode()
+    def total(metric):
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(metric) and not line.startswith("#"))
+    requests, written = total("switchyard_requests_total"), total("switchyard_ledger_rows_written_total")
+    dropped, queued = total("switchyard_ledger_rows_dropped_total"), total("switchyard_ledger_queue_depth")
+    return (f"{name}: ledger kept up: {written:,.0f} rows written for {requests:,.0f} requests answered "
+            f"({dropped:,.0f} dropped, {queued:,.0f} still queued).")
 
 
 def mock_run(systems, plan, log):

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 OHA_VERSION=1.16.0
-systems="direct,switchyard-full,switchyard-adapter,litellm,portkey"
+systems="direct,switchyard-full,switchyard-governed,switchyard-adapter,litellm,portkey"
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[$i]}" in

@@ -58,6 +58,7 @@ pub struct Loader {
     policy: ArcSwap<PluginPolicy>,
     compiled: AtomicU64,
     cache_hits: AtomicU64,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Loader {
@@ -68,7 +69,14 @@ impl Loader {
             policy: ArcSwap::from_pointee(policy),
             compiled: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
+            metrics: None,
         }
+    }
+
+    /// Records plugin calls, faults and loads in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Replaces the limits and settings used for plugins loaded from now on; returns
@@ -103,6 +111,14 @@ impl Loader {
 
     /// Loads a plugin from its bytes.
     pub fn load(&self, name: PluginName, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
+        let loaded = self.load_inner(name, bytes);
+        if let Some(m) = &self.metrics {
+            m.plugin_reload(loaded.is_ok());
+        }
+        loaded
+    }
+
+    fn load_inner(&self, name: PluginName, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
         let info = inspect(bytes)?;
         let (kind, wit_version) = info.plugin_kind()?;
         let (component, source) = self.component(bytes, &info.sha256)?;
@@ -117,6 +133,7 @@ impl Loader {
             limits: settings
                 .and_then(|s| s.limits.clone())
                 .unwrap_or_else(|| policy.defaults.clone()),
+            metrics: self.metrics.as_ref().map(|m| m.plugin(name.as_str(), kind)),
         });
         let plugin = LoadedPlugin {
             name,

@@ -199,12 +199,21 @@ impl<const N: usize> Guest<N> {
         }
         let ticks = deadline_ticks(&self.store.data().env);
         self.store.set_epoch_deadline(ticks);
+        let started = std::time::Instant::now();
         let result = self
             .typed::<E>()
             .and_then(|typed| typed.call(&mut self.store, params));
+        let metrics = self.store.data().env.metrics.as_ref();
+        if let Some(m) = metrics {
+            m.call(started.elapsed());
+        }
         result.map_err(|e| {
             self.poisoned = true;
-            classify(&self.store, e)
+            let fault = classify(&self.store, e);
+            if let Some(m) = self.store.data().env.metrics.as_ref() {
+                m.fault((&fault).into());
+            }
+            fault
         })
     }
 

@@ -24,6 +24,8 @@ pub(crate) struct PluginEnv {
     /// `[plugins.NAME.config]` as JSON text, handed out by `host.config`.
     pub config_json: String,
     pub limits: Limits,
+    /// Call durations and faults, resolved once per plugin version.
+    pub metrics: Option<crate::metrics::PluginMetrics>,
 }
 
 pub(crate) struct StoreData {

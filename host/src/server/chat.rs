@@ -18,7 +18,7 @@ use crate::canonical::{Caller, ChatChunk};
 use crate::config::Deployment;
 use crate::error::{GatewayError, Limit};
 use crate::governance::{Counted, Governance, KeyEntry, tokens};
-use crate::ledger::StreamOutcome;
+use crate::ledger::{Payload, StreamOutcome};
 use crate::metrics::DenyKind;
 use crate::pipeline::{self, Reply, RequestCtx};
 use std::sync::Arc;
@@ -194,6 +194,7 @@ async fn run(
         state.client.clone(),
         started,
     );
+    ctx.keep_filtered = ctx.live.config.ledger.store_payloads;
     let prompt_tokens = tally.admission().and_then(|a| a.prompt_tokens);
     let counting = Counting {
         body: body.clone(),
@@ -204,6 +205,17 @@ async fn run(
         std::mem::take(&mut ctx.tried),
         std::mem::take(&mut ctx.notes),
     );
+    // The request as it left the gateway (filters applied), for `store_payloads`.
+    let stored_request = ctx
+        .filtered
+        .take()
+        .map(|r| openai::request_json(&r).to_string());
+    if let Some(request) = &stored_request {
+        tally.payload(Payload {
+            request: request.clone(),
+            response: None,
+        });
+    }
     let reply = outcome?;
     ctx.release_retired();
     Ok(match reply {
@@ -227,8 +239,16 @@ async fn run(
                     c
                 }
             };
-            let mut resp = json(StatusCode::OK, &openai::response_json(&response));
+            let body = openai::response_json(&response);
+            if let Some(request) = stored_request {
+                tally.payload(Payload {
+                    request,
+                    response: Some(body.to_string()),
+                });
+            }
+            let mut resp = json(StatusCode::OK, &body);
             annotate(&mut resp, &served.deployment, served.attempts, &ctx);
+            state.metrics.overhead(ctx.overhead());
             tally.detach().finish(Ending {
                 status: 200,
                 usage: Some(usage),
@@ -249,6 +269,8 @@ async fn run(
                 stream.served.attempts,
                 &ctx,
             );
+            // A stream's overhead is what the gateway added before its first event.
+            state.metrics.overhead(ctx.overhead());
             let deployment = ctx
                 .live
                 .config
@@ -263,6 +285,7 @@ async fn run(
                 output: String::new(),
                 output_tokens: 0,
                 usage: None,
+                transcript: stored_request.map(|request| (request, String::new())),
             };
             let request_id = request_id.to_owned();
             let include_usage = parsed.include_usage;
@@ -385,6 +408,8 @@ struct StreamAccount {
     /// Output tokens counted so far (only with an allowance).
     output_tokens: u32,
     usage: Option<Counted>,
+    /// With `store_payloads`: the stored request and the answer's text so far.
+    transcript: Option<(String, String)>,
 }
 
 impl StreamAccount {
@@ -405,6 +430,11 @@ impl StreamAccount {
             .any(|d| d.content.is_some() || !d.tool_calls.is_empty())
         {
             self.tally.first_token();
+        }
+        if let Some((_, text)) = &mut self.transcript {
+            for t in c.choices.iter().filter_map(|d| d.content.as_deref()) {
+                text.push_str(t);
+            }
         }
         if let Some(allowance) = self.allowance {
             self.output_tokens += tokens::count_chunk(self.model_id(), c);
@@ -437,8 +467,15 @@ impl StreamAccount {
             .count(self.deployment.as_deref(), None, output)
     }
 
-    fn finish(self, outcome: StreamOutcome, error_code: Option<&str>) {
+    fn finish(mut self, outcome: StreamOutcome, error_code: Option<&str>) {
         let usage = self.usage();
+        if let Some((request, text)) = self.transcript.take() {
+            let answer = serde_json::json!({"role": "assistant", "content": text});
+            self.tally.payload(Payload {
+                request,
+                response: Some(answer.to_string()),
+            });
+        }
         self.tally.finish(Ending {
             status: 200,
             error_code,

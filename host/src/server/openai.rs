@@ -529,6 +529,119 @@ fn text_of(content: &[ContentPart]) -> Option<String> {
     (!texts.is_empty()).then(|| texts.concat())
 }
 
+/// Renders a canonical request back as a Chat Completions body: what a filtered request
+/// looked like when it left the gateway (for the ledger's stored payloads and replays).
+pub fn request_json(r: &ChatRequest) -> Value {
+    let messages: Vec<Value> = r
+        .messages
+        .iter()
+        .map(|m| {
+            let content = match m.content.as_slice() {
+                [] => Value::Null,
+                [ContentPart::Text(t)] => json!(t),
+                parts => parts
+                    .iter()
+                    .map(|p| match p {
+                        ContentPart::Text(t) => json!({"type": "text", "text": t}),
+                        ContentPart::Image(i) => {
+                            let mut url = json!({"url": i.url});
+                            if let Some(d) = &i.detail {
+                                url["detail"] = json!(d);
+                            }
+                            json!({"type": "image_url", "image_url": url})
+                        }
+                        ContentPart::Other(o) => serde_json::from_str(o).unwrap_or(Value::Null),
+                    })
+                    .collect(),
+            };
+            let mut out = json!({"role": role_name(m.role), "content": content});
+            if let Some(n) = &m.name {
+                out["name"] = json!(n);
+            }
+            if !m.tool_calls.is_empty() {
+                out["tool_calls"] = m
+                    .tool_calls
+                    .iter()
+                    .map(|t| json!({"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}}))
+                    .collect();
+            }
+            if let Some(id) = &m.tool_call_id {
+                out["tool_call_id"] = json!(id);
+            }
+            out
+        })
+        .collect();
+    let mut out = json!({"model": r.model, "messages": messages});
+    if !r.tools.is_empty() {
+        out["tools"] = r
+            .tools
+            .iter()
+            .map(|t| {
+                let mut f = json!({
+                    "name": t.name,
+                    "parameters": serde_json::from_str::<Value>(&t.parameters).unwrap_or(Value::Null),
+                });
+                if let Some(d) = &t.description {
+                    f["description"] = json!(d);
+                }
+                if let Some(strict) = t.strict {
+                    f["strict"] = json!(strict);
+                }
+                json!({"type": "function", "function": f})
+            })
+            .collect();
+    }
+    if let Some(c) = &r.tool_choice {
+        out["tool_choice"] = match c {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::None => json!("none"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Function(name) => json!({"type": "function", "function": {"name": name}}),
+        };
+    }
+    if let Some(p) = r.parallel_tool_calls {
+        out["parallel_tool_calls"] = json!(p);
+    }
+    if let Some(f) = &r.response_format {
+        out["response_format"] = match f {
+            ResponseFormat::Text => json!({"type": "text"}),
+            ResponseFormat::JsonObject => json!({"type": "json_object"}),
+            ResponseFormat::JsonSchema(schema) => json!({
+                "type": "json_schema",
+                "json_schema": serde_json::from_str::<Value>(schema).unwrap_or(Value::Null),
+            }),
+        };
+    }
+    let sp = &r.sampling;
+    let fields = [
+        ("temperature", sp.temperature.map(|v| json!(v))),
+        ("top_p", sp.top_p.map(|v| json!(v))),
+        ("max_completion_tokens", sp.max_tokens.map(|v| json!(v))),
+        ("presence_penalty", sp.presence_penalty.map(|v| json!(v))),
+        ("frequency_penalty", sp.frequency_penalty.map(|v| json!(v))),
+        ("seed", sp.seed.map(|v| json!(v))),
+        ("n", sp.n.map(|v| json!(v))),
+        (
+            "reasoning_effort",
+            sp.reasoning_effort.as_ref().map(|v| json!(v)),
+        ),
+        ("user", r.user.as_ref().map(|v| json!(v))),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            out[k] = v;
+        }
+    }
+    if !sp.stop.is_empty() {
+        out["stop"] = json!(sp.stop);
+    }
+    if r.stream {
+        out["stream"] = json!(true);
+    }
+    merge_extra(&mut out, &r.extra);
+    out
+}
+
 /// Renders a complete response as a `chat.completion` object.
 pub fn response_json(r: &ChatResponse) -> Value {
     let choices: Vec<Value> = r
@@ -675,6 +788,30 @@ pub fn stream_error_event(code: &str, message: &str, request_id: &str) -> Value 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rendered_request_parses_back_to_the_same_canonical_request() {
+        let body = serde_json::json!({
+            "model": "m", "user": "u1", "temperature": 0.5, "max_tokens": 9, "stop": ["x"],
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "response_format": {"type": "json_object"}, "seed": 3,
+            "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}],
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "name": "jo", "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}]},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "42"}
+            ],
+            "metadata": {"k": "v"}
+        });
+        let first = parse_request(body.to_string().as_bytes())
+            .expect("parse")
+            .request;
+        let again = parse_request(request_json(&first).to_string().as_bytes())
+            .expect("parse the rendering")
+            .request;
+        assert_eq!(format!("{first:?}"), format!("{again:?}"));
+    }
 
     #[test]
     fn parses_a_full_request_and_keeps_unknown_fields() {

@@ -605,6 +605,23 @@ async fn metrics_parse_as_prometheus_text_and_move_with_requests() -> anyhow::Re
             &[("deployment", "echo")]
         ) >= 1.0
     );
+    assert!(
+        value(
+            &after,
+            "switchyard_plugin_call_duration_seconds_count",
+            &[("plugin", "openai"), ("kind", "adapter")]
+        ) >= 2.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "switchyard_plugin_reloads_total",
+            &[("result", "applied")]
+        ),
+        1.0
+    );
+    assert_eq!(value(&after, "switchyard_inflight_requests", &[]), 0.0);
+    assert!(value(&after, "switchyard_overhead_seconds_count", &[]) >= 1.0);
     gw.gw.state.ledger.flush();
     let after = scrape().await;
     assert!(value(&after, "switchyard_ledger_rows_written_total", &[]) >= 2.0);
@@ -644,4 +661,63 @@ fn parse(text: &[u8]) -> serde_json::Value {
         String::from_utf8_lossy(text)
     );
     serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_payloads_are_what_the_filters_let_out_and_only_when_asked() -> anyhow::Result<()> {
+    let m = mock_upstream().await?;
+    let base = format!("http://{}/v1", m.addr);
+    let models = "[models.demo]\ndeployments = [\"echo\"]\nfilters = [\"pii-redact\"]\n";
+    let deployment = openai_deployment("echo", &base, "mock-echo", "");
+    let plugins = [
+        ("openai.wasm", plugin("openai")),
+        ("pii-redact.wasm", plugin("pii-redact")),
+    ];
+    for store in [true, false] {
+        let gw = TestGateway::start(
+            &plugins,
+            &format!("[ledger]\nstore_payloads = {store}\n[plugins.pii-redact]\nconfig = {{ mode = \"redact\" }}\n{deployment}{models}"),
+        )
+        .await?;
+        let body = serde_json::json!({"model": "demo", "messages": [{"role": "user", "content": "mail jo@example.com"}]});
+        assert_eq!(chat(&gw, None, body.clone()).await.0, 200);
+        let mut stream = body;
+        stream["stream"] = serde_json::json!(true);
+        let (s, _, _) = send(
+            gw.gw.addr,
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            Some(&stream),
+        )
+        .await?;
+        assert_eq!(s, 200);
+        let stored = rows(&gw, "SELECT p.request, p.response FROM payloads p JOIN requests r USING (request_id) ORDER BY r.id").await;
+        if !store {
+            assert!(stored.is_empty(), "payloads stored without store_payloads");
+            continue;
+        }
+        assert_eq!(stored.len(), 2);
+        for row in &stored {
+            let (rusqlite::types::Value::Text(req), rusqlite::types::Value::Text(resp)) =
+                (&row[0], &row[1])
+            else {
+                panic!("{row:?}");
+            };
+            assert!(
+                !req.contains("jo@example.com") && !resp.contains("jo@example.com"),
+                "{req} {resp}"
+            );
+            let req: serde_json::Value = serde_json::from_str(req)?;
+            assert_eq!(req["model"], "demo");
+            assert!(
+                req["messages"][0]["content"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("mail ")),
+                "{req}"
+            );
+            assert!(resp.contains("echo:"), "{resp}");
+        }
+    }
+    Ok(())
 }
