@@ -1,6 +1,10 @@
 //! Instantiate + call + drop for each plugin kind, with a realistic request (5 messages
 //! of ~1 KB each): the per-request cost a plugin adds on top of the host.
 //!
+//! `governance`: what key auth, rate limits, a budget and the ledger add per request,
+//! outside any plugin: the same request authenticated, admitted (prompt counted, rpm, tpm
+//! and budget on the key and its team) and settled, and a ledger row enqueued.
+//!
 //! Needs the bundled plugins: `bash scripts/build-plugins.sh` first.
 
 use std::hint::black_box;
@@ -180,5 +184,64 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+fn governance(c: &mut Criterion) {
+    use switchyard::config::Config;
+    use switchyard::governance::{Governance, tokens};
+    use switchyard::ledger::{Ledger, LedgerRow, LedgerSettings, PluginNote};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = "sy-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    std::fs::write(dir.path().join("key"), secret).expect("write");
+    let limits = "rpm = 100000000\ntpm = 2000000000\nbudget = 1000000.0\n";
+    let cfg = Config::parse(
+        &format!(
+            "[deployments.d]\nadapter = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\nmodel = \"gpt-4o-mini\"\n\
+             input_price = 0.15\noutput_price = 0.6\n[models.demo]\ndeployments = [\"d\"]\n\
+             [teams.t]\n{limits}[keys.k]\nsecret = \"file:{}\"\nteam = \"t\"\n{limits}",
+            dir.path().join("key").display()
+        ),
+        dir.path(),
+    )
+    .expect("config");
+    let gov = Governance::open(&cfg).expect("governance");
+    let model = cfg.models["demo"].clone();
+    let key = gov.authenticate(Some(secret)).expect("auth").expect("key");
+    let req = realistic_request();
+    tokens::warm();
+    let mut g = c.benchmark_group("governance");
+    g.bench_function("authenticate (HMAC + lookup)", |b| {
+        b.iter(|| black_box(gov.authenticate(Some(black_box(secret))).is_ok()))
+    });
+    g.bench_function("count prompt (5 x 1 KB, o200k)", |b| {
+        b.iter(|| black_box(tokens::count_request("gpt-4o-mini", black_box(&req))))
+    });
+    g.bench_function("admit + settle (key and team: rpm, tpm, budget)", |b| {
+        b.iter(|| {
+            let mut r = req.clone();
+            let a = gov.admit(&key, &model, &mut r).expect("admitted");
+            a.settle(300, 100);
+        })
+    });
+    let ledger = Ledger::open(LedgerSettings::new(dir.path().join("ledger.db"))).expect("ledger");
+    g.bench_function("ledger row enqueued", |b| {
+        b.iter(|| {
+            ledger.record(LedgerRow {
+                request_id: "req_0123456789abcdef".into(),
+                key_name: Some("k".into()),
+                team: Some("t".into()),
+                model: Some("demo".into()),
+                deployment: Some("d".into()),
+                tried: vec!["d".into()],
+                plugins: vec![PluginNote {
+                    plugin: "pii-redact".into(),
+                    action: "rewrote request".into(),
+                }],
+                ..LedgerRow::default()
+            })
+        })
+    });
+    g.finish();
+    ledger.close();
+}
+
+criterion_group!(benches, bench, governance);
 criterion_main!(benches);

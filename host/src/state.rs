@@ -5,6 +5,11 @@
 //! several processes at once: WAL lets readers run beside the one writer, a busy timeout
 //! turns lock contention into waiting, and migrations run in an `IMMEDIATE` transaction
 //! that re-reads the schema version once it holds the write lock.
+//!
+//! `requests` has one index, on time: every row is written on the request path's
+//! behalf and each index is another b-tree insert per row (measured: the ledger with
+//! four indexes cost the full chain ~40 µs of CPU per request on one core), while the
+//! reports and the budgets' start-up sums read a time range anyway.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -49,9 +54,6 @@ const MIGRATIONS: &[&str] = &[
        stream_outcome TEXT
      );
      CREATE INDEX requests_ts ON requests (ts_ms);
-     CREATE INDEX requests_key_ts ON requests (key_name, ts_ms);
-     CREATE INDEX requests_team_ts ON requests (team, ts_ms);
-     CREATE INDEX requests_request_id ON requests (request_id);
      CREATE TABLE payloads (
        request_id TEXT PRIMARY KEY,
        ts_ms INTEGER NOT NULL,
