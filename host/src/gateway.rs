@@ -106,10 +106,6 @@ impl Gateway {
             })?,
         );
         let governance = Arc::new(Governance::open(&cfg).context("cannot load the keys")?);
-        if governance.counts_tokens() {
-            // Build the tokenizer's vocabulary now, not on the first limited request.
-            std::thread::spawn(crate::governance::tokens::warm);
-        }
         if !governance.required() {
             if !cfg.listen.ip().is_loopback() {
                 anyhow::bail!(

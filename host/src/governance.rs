@@ -244,14 +244,6 @@ impl Governance {
         Ok(true)
     }
 
-    /// Whether any key or team has a token limit or a budget (so prompts get counted).
-    pub fn counts_tokens(&self) -> bool {
-        self.table.load().entries().any(|k| {
-            let counts = |a: &Access| a.tpm.is_some() || a.budget.is_some();
-            counts(&k.access) || k.team_access.as_ref().is_some_and(counts)
-        })
-    }
-
     /// Whether requests need a key: once any key exists (or existed: revoking the last
     /// one does not reopen the gateway), they all do.
     pub fn required(&self) -> bool {
@@ -308,34 +300,72 @@ impl Governance {
             .collect();
         let needs_tokens = accesses.iter().any(|a| a.tpm.is_some());
         let has_budget = accesses.iter().any(|a| a.budget.is_some());
-        let (mut prompt, mut tokens, mut micros, mut allowance) = (None, 0u64, 0i64, None);
-        if needs_tokens || has_budget {
-            let counting_model = model
-                .deployments
-                .first()
-                .map_or("", |d| d.model_id.as_str());
-            let p = tokens::count_request(counting_model, req);
-            prompt = Some(p);
-            tokens = u64::from(p) + u64::from(req.sampling.max_tokens.unwrap_or(0));
-            if has_budget {
-                let cap = req.sampling.max_tokens.unwrap_or_else(|| {
-                    model
-                        .deployments
-                        .iter()
-                        .map(|d| d.max_output_tokens.unwrap_or(DEFAULT_OUTPUT_CAP))
-                        .max()
-                        .unwrap_or(DEFAULT_OUTPUT_CAP)
-                });
-                req.sampling.max_tokens = Some(cap);
-                allowance = Some(cap);
-                let prices = model
+        if !needs_tokens && !has_budget {
+            return self.reserve(key, 0, 0, None, None);
+        }
+        let cap = if has_budget {
+            let cap = req.sampling.max_tokens.unwrap_or_else(|| {
+                model
                     .deployments
                     .iter()
-                    .map(|d| Prices::of(d))
-                    .fold(Prices::default(), Prices::max);
-                micros = prices.cost(u64::from(p), u64::from(cap));
+                    .map(|d| d.max_output_tokens.unwrap_or(DEFAULT_OUTPUT_CAP))
+                    .max()
+                    .unwrap_or(DEFAULT_OUTPUT_CAP)
+            });
+            req.sampling.max_tokens = Some(cap);
+            Some(cap)
+        } else {
+            None
+        };
+        let prices = model
+            .deployments
+            .iter()
+            .map(|d| Prices::of(d))
+            .fold(Prices::default(), Prices::max);
+        let ask = |prompt: u32| {
+            let tokens = u64::from(prompt) + u64::from(req.sampling.max_tokens.unwrap_or(0));
+            let micros = cap.map_or(0, |c| prices.cost(u64::from(prompt), u64::from(c)));
+            (tokens, micros)
+        };
+        // First with a bound that costs nothing to compute and can only over-reserve (a
+        // token is at least one byte); the tokenizer (~20 µs per KB of prompt) runs only
+        // when that bound does not fit, so a request is refused on its real count.
+        let bound = tokens::upper_bound(req);
+        let (t, m) = ask(bound);
+        match self.reserve(key, t, m, cap, None) {
+            Err(r)
+                if matches!(
+                    r.error,
+                    GatewayError::BudgetExceeded { .. }
+                        | GatewayError::RateLimited {
+                            limit: Limit::Tokens,
+                            ..
+                        }
+                ) =>
+            {
+                let counting_model = model
+                    .deployments
+                    .first()
+                    .map_or("", |d| d.model_id.as_str());
+                let exact = tokens::count_request(counting_model, req);
+                let (t, m) = ask(exact);
+                self.reserve(key, t, m, cap, Some(exact))
             }
+            other => other,
         }
+    }
+
+    /// Takes a request, `tokens` and `micros` from the key's and its team's limits, all
+    /// or nothing, under their locks.
+    fn reserve(
+        &self,
+        key: &Arc<KeyEntry>,
+        tokens: u64,
+        micros: i64,
+        allowance: Option<u32>,
+        prompt: Option<u32>,
+    ) -> Result<Admission, Box<Refusal>> {
+        let needs_tokens = tokens > 0;
         let now = now_ms();
         let scopes: Vec<&Arc<Scope>> = key
             .team_scope

@@ -278,9 +278,9 @@ async fn rate_limits_answer_429_with_openais_headers_on_every_response() -> anyh
     let (s, h, v) = chat(&gw, Some("sk-t-000000000000000"), body(60)).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(header(&h, "x-ratelimit-limit-tokens"), "100");
-    // 7 prompt tokens + 60 reserved.
-    assert_eq!(header(&h, "x-ratelimit-remaining-tokens"), "33");
-    // Settled to the upstream's count (a few tokens), so another 67 fit.
+    // The prompt's byte bound (8: "hi" and the message framing) + 60 reserved.
+    assert_eq!(header(&h, "x-ratelimit-remaining-tokens"), "32");
+    // Settled to the upstream's count (a few tokens), so another 68 fit.
     let (s, h, v) = chat(&gw, Some("sk-t-000000000000000"), body(60)).await;
     assert_eq!(s, 200, "{v}");
     let remaining: u64 = header(&h, "x-ratelimit-remaining-tokens").parse()?;
@@ -353,8 +353,9 @@ async fn burst(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_cannot_overspend_a_key_or_a_team_budget() -> anyhow::Result<()> {
     let m = mock_upstream().await?;
-    // "hi" is 7 prompt tokens; with max_tokens 100 at $1/M each way a request reserves
-    // 107 µ$. 1,070 µ$ allow ten.
+    // "hi" is 7 prompt tokens (8 by the byte bound tried first); with max_tokens 100 at
+    // $1/M each way a request reserves 107 µ$ (108 by the bound). 1,070 µ$ allow ten at
+    // most, whichever way they are counted.
     let (gw, _s) = gateway(
         &m,
         &[
