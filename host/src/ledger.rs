@@ -186,6 +186,10 @@ pub struct Ledger {
     tx: SyncSender<Msg>,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writer thread, to wake it early (it sleeps between batches).
+    thread: Option<std::thread::Thread>,
+    /// Queued rows past which a send wakes the writer instead of leaving it to its timer.
+    wake_at: u64,
 }
 
 impl Ledger {
@@ -203,7 +207,9 @@ impl Ledger {
         Ok(Ledger {
             tx,
             shared,
+            thread: Some(handle.thread().clone()),
             writer: Mutex::new(Some(handle)),
+            wake_at: wake_at(settings.queue_capacity),
         })
     }
 
@@ -225,14 +231,25 @@ impl Ledger {
 
     fn send(&self, msg: Msg) {
         // Counted before the send so the writer's decrement never runs first.
-        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        let queued = self.shared.queued.fetch_add(1, Ordering::Relaxed) + 1;
         let why = match self.tx.try_send(msg) {
-            Ok(()) => return,
+            Ok(()) => {
+                if queued >= self.wake_at {
+                    self.wake();
+                }
+                return;
+            }
             Err(TrySendError::Full(_)) => "the queue is full (the disk is slower than traffic)",
             Err(TrySendError::Disconnected(_)) => "the ledger is closed",
         };
         self.shared.queued.fetch_sub(1, Ordering::Relaxed);
         self.shared.dropped(1, why);
+    }
+
+    fn wake(&self) {
+        if let Some(thread) = &self.thread {
+            thread.unpark();
+        }
     }
 
     pub fn counters(&self) -> LedgerCounters {
@@ -246,7 +263,9 @@ impl Ledger {
     /// Blocks until everything queued so far is committed (or given up on as dropped).
     pub fn flush(&self) {
         let (ack, done) = mpsc::channel();
+        self.wake();
         if self.tx.send(Msg::Flush(ack)).is_ok() {
+            self.wake();
             // An error means the writer is gone; nothing more will be committed anyway.
             let _ = done.recv();
         }
@@ -260,8 +279,10 @@ impl Ledger {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         let Some(handle) = handle else { return };
-        // Blocks while the queue is full: the writer is draining it.
+        // Blocks while the queue is full: the writer, woken, is draining it.
+        self.wake();
         let _ = self.tx.send(Msg::Stop);
+        self.wake();
         if handle.join().is_err() {
             tracing::error!("the ledger writer panicked");
         }
@@ -275,9 +296,17 @@ impl Ledger {
             tx,
             shared: Arc::new(Shared::default()),
             writer: Mutex::new(None),
+            thread: None,
+            wake_at: wake_at(capacity),
         };
         (ledger, rx)
     }
+}
+
+/// A quarter full: early enough that a burst between two timer wake-ups never fills
+/// the queue, late enough that steady traffic never wakes the writer.
+fn wake_at(capacity: usize) -> u64 {
+    (capacity as u64 / 4).max(1)
 }
 
 impl Drop for Ledger {
@@ -322,6 +351,43 @@ mod tests {
     fn count(conn: &Connection, table: &str) -> i64 {
         conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
             .expect("count")
+    }
+
+    /// Polls until `written` reaches `n`; false after 5 s.
+    fn written_reaches(ledger: &Ledger, n: u64) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if ledger.counters().written >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn rows_are_committed_on_the_writers_timer_without_a_flush() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = LedgerSettings::new(dir.path().join("state.db"));
+        settings.flush_every = Duration::from_millis(20);
+        let ledger = Ledger::open(settings).expect("open");
+        ledger.record(row(1));
+        assert!(written_reaches(&ledger, 1), "{:?}", ledger.counters());
+    }
+
+    #[test]
+    fn a_filling_queue_wakes_the_sleeping_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = LedgerSettings::new(dir.path().join("state.db"));
+        // The timer alone would not fire during the test.
+        settings.flush_every = Duration::from_secs(3600);
+        settings.queue_capacity = 8;
+        let ledger = Ledger::open(settings).expect("open");
+        for i in 0..4 {
+            ledger.record(row(i));
+        }
+        assert!(written_reaches(&ledger, 2), "{:?}", ledger.counters());
+        assert_eq!(ledger.counters().dropped, 0);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -34,6 +34,16 @@ const INSERT_AUDIT: &str = "INSERT INTO audit (ts_ms, actor, action, subject, de
 /// Deletes payloads stored before `before_ms`; returns how many.
 pub fn prune_payloads(conn: &Connection, before_ms: i64) -> Result<usize, StateError> {
     Ok(conn.execute("DELETE FROM payloads WHERE ts_ms < ?1", [before_ms])?)
+}
+
+/// What `drain` left in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Left {
+    Empty,
+    /// A full batch was taken; more may be waiting.
+    More,
+    /// `Stop` was taken, or every sender is gone.
+    Closed,
 }
 
 pub(super) struct Writer {
@@ -64,50 +74,60 @@ impl Writer {
         }
     }
 
+    /// Sleeps `flush_every`, then commits everything queued, until `Stop` or every sender
+    /// is gone.
+    ///
+    /// The thread parks instead of blocking in `recv`: with a receiver blocked on the
+    /// channel every `try_send` on the request path pays a futex wake and this thread a
+    /// context switch, per row (measured: ~35 µs of CPU per request on one core). Parked
+    /// on a timer, senders make no syscall; `flush`, `close` and a filling queue unpark it.
     pub(super) fn run(mut self) {
         loop {
             self.prune_if_due();
-            let first = match self.rx.recv_timeout(PRUNE_EVERY) {
-                Ok(msg) => msg,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
-            let batch = self.collect(first);
-            self.write(&batch);
-            let mut stop = false;
-            for msg in batch {
-                match msg {
-                    // The flusher may have given up waiting; nothing to do then.
-                    Msg::Flush(ack) => drop(ack.send(())),
-                    Msg::Stop => stop = true,
-                    Msg::Row(_) | Msg::Audit(_) => {}
+            std::thread::park_timeout(self.flush_every);
+            loop {
+                let (batch, left) = self.drain();
+                self.write(&batch);
+                let mut stop = left == Left::Closed;
+                for msg in batch {
+                    match msg {
+                        // The flusher may have given up waiting; nothing to do then.
+                        Msg::Flush(ack) => drop(ack.send(())),
+                        Msg::Stop => stop = true,
+                        Msg::Row(_) | Msg::Audit(_) => {}
+                    }
                 }
-            }
-            if stop {
-                return;
+                if stop {
+                    return;
+                }
+                if left == Left::Empty {
+                    break;
+                }
             }
         }
     }
 
-    /// Gathers a batch starting with `first`: until `flush_every` has passed since it,
-    /// `MAX_BATCH` rows, or a `Flush`/`Stop` that wants the batch committed now.
-    fn collect(&self, first: Msg) -> Vec<Msg> {
-        let deadline = Instant::now() + self.flush_every;
+    /// Takes what is queued, up to `MAX_BATCH` rows or through the first `Stop`.
+    fn drain(&self) -> (Vec<Msg>, Left) {
         let mut batch = Vec::new();
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            let urgent = matches!(msg, Msg::Flush(_) | Msg::Stop);
+        loop {
+            let msg = match self.rx.try_recv() {
+                Ok(msg) => msg,
+                Err(TryRecvError::Empty) => return (batch, Left::Empty),
+                Err(TryRecvError::Disconnected) => return (batch, Left::Closed),
+            };
             if matches!(msg, Msg::Row(_) | Msg::Audit(_)) {
                 self.shared.queued.fetch_sub(1, Ordering::Relaxed);
             }
+            let stop = matches!(msg, Msg::Stop);
             batch.push(msg);
-            if urgent || batch.len() >= MAX_BATCH {
-                break;
+            if stop {
+                return (batch, Left::Closed);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            next = self.rx.recv_timeout(left).ok();
+            if batch.len() >= MAX_BATCH {
+                return (batch, Left::More);
+            }
         }
-        batch
     }
 
     fn write(&mut self, batch: &[Msg]) {
