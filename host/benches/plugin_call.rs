@@ -175,6 +175,22 @@ fn bench(c: &mut Criterion) {
             black_box(i.route(&route_req, &cands).expect("no fault").expect("ok"))
         })
     });
+    // Every bundled routing strategy, instantiate + route + drop over four candidates.
+    for name in [
+        "weighted",
+        "round-robin",
+        "least-latency",
+        "least-busy",
+        "lowest-cost",
+    ] {
+        let router = plugin(&loader, name);
+        g.bench_function(format!("router/{name}"), |b| {
+            b.iter(|| {
+                let mut i = router.router().expect("instance");
+                black_box(i.route(&route_req, &cands).expect("no fault").expect("ok"))
+            })
+        });
+    }
     g.bench_function("filter/on_request", |b| {
         b.iter(|| {
             let mut i = filter.filter().expect("instance");

@@ -33,6 +33,12 @@ pub fn config<T: DeserializeOwned>() -> Result<T, PluginError> {
     parse_config(&host::config())
 }
 
+/// The error for a config value that parses but makes no sense (a share above 1, a
+/// negative bound), in the same words as the parse errors: `plugin config `KEY`: WHAT`.
+pub fn config_error(key: &str, what: &str) -> PluginError {
+    internal(format!("plugin config `{key}`: {what}"))
+}
+
 /// [`config`] from the JSON text `host::config()` returns, for unit tests.
 pub fn parse_config<T: DeserializeOwned>(json: &str) -> Result<T, PluginError> {
     parse(json, "plugin config", "plugin config")

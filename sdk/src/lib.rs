@@ -53,7 +53,7 @@ pub mod filter;
 pub mod router;
 pub mod testing;
 
-pub use config::{config, parse_config};
+pub use config::{config, config_error, parse_config};
 
 /// The canonical request and response types every plugin kind speaks
 /// (`switchyard:plugin/types`), shared by [`adapter`], [`router`] and [`filter`].

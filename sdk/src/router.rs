@@ -16,6 +16,8 @@ pub mod bindings {
     });
 }
 
+pub mod rank;
+
 pub use crate::host;
 pub use crate::types::*;
 pub use bindings::exports::switchyard::plugin::router::{

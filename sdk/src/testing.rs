@@ -12,6 +12,7 @@
 
 use crate::adapter::Deployment;
 use crate::filter::RequestContext;
+use crate::router::{Candidate, CircuitState, DeploymentStats, RouteRequest};
 use crate::types::{Caller, ChatRequest, ContentPart, Message, Role, Sampling};
 
 /// A non-streamed request for model `public` with these messages (each one text part),
@@ -88,5 +89,41 @@ pub fn context() -> RequestContext {
             tags: Vec::new(),
         },
         model: "public".into(),
+    }
+}
+
+/// A healthy candidate named `name` (adapter `openai`, no tags, weight 1, free) that has
+/// served 100 calls at 100 ms and has none in flight.
+pub fn candidate(name: &str) -> Candidate {
+    Candidate {
+        name: name.into(),
+        adapter: "openai".into(),
+        tags: Vec::new(),
+        input_price_per_mtok: 0.0,
+        output_price_per_mtok: 0.0,
+        weight: 1,
+        stats: DeploymentStats {
+            latency_ewma_ms: 100.0,
+            ttft_ewma_ms: 0.0,
+            error_rate: 0.0,
+            in_flight: 0,
+            circuit: CircuitState::Closed,
+            requests: 100,
+            rate_limit_headroom: None,
+        },
+    }
+}
+
+/// A non-streamed route request for model `public` of ~100 prompt tokens, no
+/// `max_tokens`, by an anonymous caller, with `seed`.
+pub fn route_request(seed: u64) -> RouteRequest {
+    RouteRequest {
+        model: "public".into(),
+        estimated_prompt_tokens: 100,
+        max_tokens: None,
+        stream: false,
+        has_tools: false,
+        caller: context().caller,
+        request_seed: seed,
     }
 }

@@ -15,6 +15,7 @@ mod e2e {
     mod pipeline;
     mod providers;
     mod reload;
+    mod routers;
     mod sandbox;
     mod startup;
 }

@@ -13,7 +13,8 @@
 //! Routes: `POST /v1/chat/completions` (and `/chat/completions`), `GET /v1/models`,
 //! `POST /v1/messages`, `POST /v1beta/models/{model}:generateContent`,
 //! `POST /v1beta/models/{model}:streamGenerateContent?alt=sse`,
-//! `GET|DELETE /__mock/requests`, `GET /__mock/streams`.
+//! `GET|DELETE /__mock/requests`, `GET /__mock/streams`, `PUT|DELETE /__mock/knobs/{model}`
+//! (knobs for a model name set at run time).
 
 mod answer;
 mod behavior;
@@ -83,6 +84,8 @@ struct State {
     requests: Mutex<Vec<Recorded>>,
     streams: Arc<StreamStats>,
     next_id: AtomicU64,
+    /// Knobs set at run time per model name, replacing the name's own.
+    knobs: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl State {
@@ -102,6 +105,19 @@ impl State {
 
     fn clear(&self) {
         self.lock().clear();
+    }
+
+    fn knobs_for(&self, model: &str) -> Option<String> {
+        let knobs = self.knobs.lock().unwrap_or_else(PoisonError::into_inner);
+        knobs.get(model).cloned()
+    }
+
+    fn set_knobs(&self, model: &str, spec: Option<&str>) {
+        let mut knobs = self.knobs.lock().unwrap_or_else(PoisonError::into_inner);
+        match spec {
+            Some(spec) => knobs.insert(model.to_owned(), spec.to_owned()),
+            None => knobs.remove(model),
+        };
     }
 
     /// Numbers response ids (`chatcmpl-mock-1`, `msg_mock_1`…) from 1.
@@ -138,6 +154,13 @@ impl MockUpstream {
 
     pub fn clear(&self) {
         self.state.clear();
+    }
+
+    /// Makes requests for `model` behave as `spec` (e.g. `slow-200ms`) from now on,
+    /// replacing the knobs in the name; `None` restores them. A deployment whose
+    /// behaviour changes while the gateway runs (slow, then recovered) is tested so.
+    pub fn set_knobs(&self, model: &str, spec: Option<&str>) {
+        self.state.set_knobs(model, spec);
     }
 
     /// Streams started, finished normally, and abandoned because the client went away.

@@ -106,13 +106,14 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<MockBody>, Infallible> {
     let (parts, body) = req.into_parts();
-    if parts.uri.path().starts_with("/__mock/") {
-        return Ok(control(&state, &parts));
-    }
     let body = Limited::new(body, MAX_BODY)
         .collect()
         .await
         .map(|c| c.to_bytes());
+    if parts.uri.path().starts_with("/__mock/") {
+        let body = body.as_ref().map_or(&[][..], |b| &b[..]);
+        return Ok(control(&state, &parts, body));
+    }
     state.record(record(&parts, body.as_ref().map_or(&[][..], |b| &b[..])));
     let resp = match body {
         Ok(bytes) => route(&state, &parts, &bytes).await,
@@ -199,7 +200,10 @@ async fn turn(
     };
     let behavior = match parts.headers.get(behavior::HEADER) {
         Some(v) => Behavior::parse(&String::from_utf8_lossy(v.as_bytes())),
-        None => Behavior::parse(&prompt.model),
+        None => match state.knobs_for(&prompt.model) {
+            Some(spec) => Behavior::parse(&spec),
+            None => Behavior::parse(&prompt.model),
+        },
     };
     if let Some(d) = behavior.slow {
         tokio::time::sleep(d).await;
@@ -265,8 +269,21 @@ fn credential(parts: &Parts) -> Option<String> {
         .or_else(|| h("api-key"))
 }
 
-/// `/__mock/*`: what tests and operators use to inspect the mock. Never recorded.
-fn control(state: &State, parts: &Parts) -> Response<MockBody> {
+/// `/__mock/*`: what tests and operators use to inspect and steer the mock. Never
+/// recorded. `PUT /__mock/knobs/MODEL` (body: knobs such as `slow-200ms`) makes requests
+/// for MODEL behave so until `DELETE /__mock/knobs/MODEL`.
+fn control(state: &State, parts: &Parts, body: &[u8]) -> Response<MockBody> {
+    if let Some(model) = parts.uri.path().strip_prefix("/__mock/knobs/") {
+        let spec = String::from_utf8_lossy(body);
+        match parts.method {
+            Method::PUT => state.set_knobs(model, Some(spec.trim())),
+            Method::DELETE => state.set_knobs(model, None),
+            _ => return not_found(parts),
+        }
+        let mut resp = Response::new(MockBody::full(Bytes::new()));
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        return resp;
+    }
     match (&parts.method, parts.uri.path()) {
         (&Method::GET, "/__mock/requests") => json(StatusCode::OK, &to_value(&state.requests())),
         (&Method::DELETE, "/__mock/requests") => {
