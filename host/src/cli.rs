@@ -105,6 +105,10 @@ enum KeysCommand {
         /// A lifetime (`30d`, `12h`) or a date (`2027-01-01`) or an RFC 3339 time.
         #[arg(long)]
         expires: Option<String>,
+        /// Tags the caller carries into filters and routers (e.g. `confidential` for
+        /// `residency`), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -419,6 +423,7 @@ fn keys_cmd(command: KeysCommand) -> anyhow::Result<()> {
             budget,
             budget_period,
             expires,
+            tags,
             json,
         } => {
             let cfg = load_config(&config)?;
@@ -432,6 +437,7 @@ fn keys_cmd(command: KeysCommand) -> anyhow::Result<()> {
                 budget,
                 &budget_period,
                 expires,
+                tags,
             )?;
             let hasher = crate::governance::Hasher::load(cfg.hash_key.as_ref(), &cfg.state_path)?;
             let mut conn = crate::state::open(&cfg.state_path)?;
@@ -447,6 +453,7 @@ fn keys_cmd(command: KeysCommand) -> anyhow::Result<()> {
                     "budget_usd": new.access.budget.map(|b| crate::ledger::report::usd(b.limit_micros)),
                     "budget_period": new.access.budget.map(|b| b.period.as_str()),
                     "expires_at": new.expires_at.map(rfc3339),
+                    "tags": new.access.tags,
                 });
                 println!("{v}");
             } else {
@@ -505,7 +512,8 @@ fn keys_cmd(command: KeysCommand) -> anyhow::Result<()> {
             let s = |v: &serde_json::Value, f: &str| match &v[f] {
                 serde_json::Value::Null => "-".to_owned(),
                 serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Array(a) if a.is_empty() => "all".to_owned(),
+                serde_json::Value::Array(a) if a.is_empty() && f == "models" => "all".to_owned(),
+                serde_json::Value::Array(a) if a.is_empty() => "-".to_owned(),
                 serde_json::Value::Array(a) => a
                     .iter()
                     .filter_map(|m| m.as_str())
@@ -515,7 +523,7 @@ fn keys_cmd(command: KeysCommand) -> anyhow::Result<()> {
             };
             let header = [
                 "NAME", "SOURCE", "PREFIX", "TEAM", "MODELS", "RPM", "TPM", "BUDGET", "PERIOD",
-                "EXPIRES", "STATUS",
+                "TAGS", "EXPIRES", "STATUS",
             ];
             let fields = [
                 "name",
@@ -527,6 +535,7 @@ fn keys_cmd(command: KeysCommand) -> anyhow::Result<()> {
                 "tpm",
                 "budget_usd",
                 "budget_period",
+                "tags",
                 "expires_at",
                 "status",
             ];
@@ -589,6 +598,7 @@ fn key_json(
         "tpm": access.tpm,
         "budget_usd": access.budget.map(|b| crate::ledger::report::usd(b.limit_micros)),
         "budget_period": access.budget.map(|b| b.period.as_str()),
+        "tags": access.tags,
         "expires_at": expires_at.map(rfc3339),
         "created_at": created_at.map(rfc3339),
         "status": status,
@@ -617,6 +627,7 @@ fn new_key(
     budget: Option<f64>,
     budget_period: &str,
     expires: Option<String>,
+    tags: Vec<String>,
 ) -> anyhow::Result<crate::governance::keys::NewKey> {
     use crate::config::{Access, Budget, BudgetPeriod};
     if !crate::config::valid_key_name(&name) {
@@ -637,6 +648,9 @@ fn new_key(
     }
     if rpm == Some(0) || tpm == Some(0) {
         anyhow::bail!("--rpm and --tpm must be at least 1");
+    }
+    if let Some(bad) = tags.iter().find(|t| !crate::config::valid_tag(t)) {
+        anyhow::bail!("--tags: `{bad}` is not a tag: {}", crate::config::TAG_RULE);
     }
     let period = BudgetPeriod::parse(budget_period).with_context(|| {
         format!("--budget-period: `{budget_period}` is not day, month or total")
@@ -672,6 +686,7 @@ fn new_key(
             rpm,
             tpm,
             budget,
+            tags,
         },
         expires_at,
     })

@@ -80,6 +80,7 @@ struct RawKey {
     budget_period: Option<String>,
     /// `2027-01-01` (UTC midnight) or an RFC 3339 time.
     expires: Option<String>,
+    tags: Option<Vec<String>>,
 }
 
 /// `[teams.NAME]`: limits shared by every key of the team.
@@ -91,6 +92,7 @@ struct RawTeam {
     tpm: Option<u32>,
     budget: Option<f64>,
     budget_period: Option<String>,
+    tags: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -254,6 +256,9 @@ pub struct Access {
     pub rpm: Option<u32>,
     pub tpm: Option<u32>,
     pub budget: Option<Budget>,
+    /// Labels the caller carries into filters and routers (`caller.tags`), e.g.
+    /// `confidential` for the `residency` filter.
+    pub tags: Vec<String>,
 }
 
 impl Access {
@@ -342,16 +347,37 @@ pub fn parse_time(s: &str) -> Option<i64> {
 }
 
 /// Validates the access fields shared by keys and teams, naming keys under `section`.
-fn access(
-    section: &str,
+/// The access fields `[keys.*]` and `[teams.*]` share, as written.
+struct RawAccess {
     models: Option<Vec<String>>,
     rpm: Option<u32>,
     tpm: Option<u32>,
     budget: Option<f64>,
     period: Option<String>,
+    tags: Option<Vec<String>>,
+}
+
+fn access(
+    section: &str,
+    raw: RawAccess,
     known_models: &BTreeMap<String, Arc<Model>>,
 ) -> Result<Access, ConfigError> {
+    let RawAccess {
+        models,
+        rpm,
+        tpm,
+        budget,
+        period,
+        tags,
+    } = raw;
     let models = models.unwrap_or_default();
+    let tags = tags.unwrap_or_default();
+    if let Some(bad) = tags.iter().find(|t| !valid_tag(t)) {
+        return Err(invalid(
+            format!("{section}.tags"),
+            format!("`{bad}` is not a tag: {TAG_RULE}"),
+        ));
+    }
     for m in &models {
         if m != "*" && !known_models.contains_key(m) {
             return Err(invalid(
@@ -394,7 +420,20 @@ fn access(
         rpm,
         tpm,
         budget,
+        tags,
     })
+}
+
+/// What a caller's tag may look like, in words for error messages.
+pub const TAG_RULE: &str = "1 to 64 letters, digits, `-`, `_`, `.` or `:`";
+
+/// Whether `tag` follows [`TAG_RULE`]: tags travel into plugins and logs, so they stay
+/// plain.
+pub fn valid_tag(tag: &str) -> bool {
+    (1..=64).contains(&tag.len())
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 /// A secret read from the environment. `Debug` and `Display` never show it.
@@ -630,11 +669,14 @@ impl Config {
                 name,
                 access(
                     &section,
-                    t.models,
-                    t.rpm,
-                    t.tpm,
-                    t.budget,
-                    t.budget_period,
+                    RawAccess {
+                        models: t.models,
+                        rpm: t.rpm,
+                        tpm: t.tpm,
+                        budget: t.budget,
+                        period: t.budget_period,
+                        tags: t.tags,
+                    },
                     &models,
                 )?,
             );
@@ -673,11 +715,14 @@ impl Config {
                 .transpose()?;
             let access = access(
                 &section,
-                k.models,
-                k.rpm,
-                k.tpm,
-                k.budget,
-                k.budget_period,
+                RawAccess {
+                    models: k.models,
+                    rpm: k.rpm,
+                    tpm: k.tpm,
+                    budget: k.budget,
+                    period: k.budget_period,
+                    tags: k.tags,
+                },
                 &models,
             )?;
             keys.insert(
@@ -1134,5 +1179,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("plugins.ok.memory_limit:"), "{e}");
+        let e = parse("[teams.t]\ntags = [\"on prem\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("teams.t.tags: `on prem` is not a tag"), "{e}");
+        let c = parse("[teams.t]\ntags = [\"eu\", \"tier:gold\"]").unwrap();
+        assert_eq!(c.teams["t"].tags, ["eu", "tier:gold"]);
     }
 }

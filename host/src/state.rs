@@ -70,6 +70,8 @@ const MIGRATIONS: &[&str] = &[
        detail TEXT NOT NULL DEFAULT ''
      );
      CREATE INDEX audit_ts ON audit (ts_ms);",
+    // v2: caller tags on stored keys (`keys create --tags`).
+    "ALTER TABLE keys ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';",
 ];
 
 /// The schema version this build writes.

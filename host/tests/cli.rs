@@ -319,7 +319,16 @@ fn keys_created_and_revoked_by_the_cli_apply_to_a_running_gateway_within_a_secon
     let created = cli_ok(
         dir.path(),
         &[
-            "keys", "create", "alice", "--team", "research", "--rpm", "5", "--json",
+            "keys",
+            "create",
+            "alice",
+            "--team",
+            "research",
+            "--rpm",
+            "5",
+            "--tags",
+            "confidential,eu",
+            "--json",
         ],
     );
     let v: serde_json::Value = serde_json::from_str(&created).expect("json");
@@ -351,6 +360,7 @@ fn keys_created_and_revoked_by_the_cli_apply_to_a_running_gateway_within_a_secon
     let rows: serde_json::Value = serde_json::from_str(&listed).expect("json");
     assert_eq!(rows[0]["name"], "alice");
     assert_eq!(rows[0]["status"], "active");
+    assert_eq!(rows[0]["tags"], serde_json::json!(["confidential", "eu"]));
     assert!(rows[0].get("secret").is_none());
     let table = cli_ok(dir.path(), &["keys", "list"]);
     assert!(
@@ -450,6 +460,7 @@ fn keys_create_refuses_unknown_teams_and_models_naming_the_flag() {
         (vec!["--models", "gpt-9"], "--models: unknown model `gpt-9`"),
         (vec!["--expires", "soon"], "--expires"),
         (vec!["--budget=-1"], "--budget"),
+        (vec!["--tags", "a b"], "--tags: `a b` is not a tag"),
     ] {
         let out = bin()
             .args(["keys", "create", "k"])

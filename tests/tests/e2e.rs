@@ -6,6 +6,7 @@ mod e2e {
     mod errors;
     mod fallback;
     mod faults;
+    mod filters;
     mod gateway;
     mod governance;
     mod http;

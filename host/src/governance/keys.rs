@@ -199,8 +199,8 @@ pub fn create(
     }
     tx.execute("DELETE FROM keys WHERE name = ?1", [&k.name])?;
     tx.execute(
-        "INSERT INTO keys (name, hash, prefix, team, models, rpm, tpm, budget_micros, budget_period, expires_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO keys (name, hash, prefix, team, models, rpm, tpm, budget_micros, budget_period, expires_at, created_at, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             k.name,
             &hash[..],
@@ -213,6 +213,7 @@ pub fn create(
             budget.map(|b| b.period.as_str()),
             k.expires_at,
             crate::state::now_ms() / 1000,
+            serde_json::to_string(&k.access.tags).unwrap_or_else(|_| "[]".into()),
         ],
     )?;
     bump_version(&tx)?;
@@ -244,7 +245,7 @@ pub fn revoke(conn: &mut Connection, name: &str) -> Result<bool, GovernanceError
 /// Every stored key, revoked ones included, by name.
 pub fn list(conn: &Connection) -> Result<Vec<StoredKey>, GovernanceError> {
     let mut stmt = conn.prepare(
-        "SELECT name, hash, prefix, team, models, rpm, tpm, budget_micros, budget_period, expires_at, created_at, revoked_at
+        "SELECT name, hash, prefix, team, models, rpm, tpm, budget_micros, budget_period, expires_at, created_at, revoked_at, tags
          FROM keys ORDER BY name",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -252,6 +253,7 @@ pub fn list(conn: &Connection) -> Result<Vec<StoredKey>, GovernanceError> {
         let models: String = r.get(4)?;
         let budget_micros: Option<i64> = r.get(7)?;
         let period: Option<String> = r.get(8)?;
+        let tags: String = r.get(12)?;
         Ok(StoredKey {
             name: r.get(0)?,
             hash: hash.try_into().unwrap_or([0; 32]),
@@ -268,6 +270,7 @@ pub fn list(conn: &Connection) -> Result<Vec<StoredKey>, GovernanceError> {
                         .and_then(BudgetPeriod::parse)
                         .unwrap_or(BudgetPeriod::Month),
                 }),
+                tags: serde_json::from_str(&tags).unwrap_or_default(),
             },
             expires_at: r.get(9)?,
             created_at: r.get(10)?,
@@ -352,6 +355,8 @@ pub struct KeyEntry {
     /// The team's access and limits, if the key has a team.
     pub team_access: Option<Access>,
     pub team_scope: Option<Arc<Scope>>,
+    /// The key's tags and then its team's, each once: the caller's tags.
+    pub tags: Vec<String>,
 }
 
 /// Every key, by hash. Rebuilt (and swapped whole) when the config or the `keys` table
@@ -452,6 +457,13 @@ impl KeyTable {
             {
                 tracing::warn!(key = name, team = %n, "the key's team is not in the config; only the key's own limits apply");
             }
+            let team_access = team.and_then(|n| cfg.teams.get(n)).cloned();
+            let mut tags = access.tags.clone();
+            for tag in team_access.iter().flat_map(|a| &a.tags) {
+                if !tags.contains(tag) {
+                    tags.push(tag.clone());
+                }
+            }
             t.by_hash.insert(
                 hash,
                 Arc::new(KeyEntry {
@@ -460,8 +472,9 @@ impl KeyTable {
                     access: access.clone(),
                     expires_at,
                     scope: key_scope,
-                    team_access: team.and_then(|n| cfg.teams.get(n)).cloned(),
+                    team_access,
                     team_scope,
+                    tags,
                 }),
             );
         };

@@ -69,7 +69,7 @@ pub(super) fn authenticate(
             caller: Caller {
                 key_id: Some(e.name.clone()),
                 team: e.team.clone(),
-                tags: vec![],
+                tags: e.tags.clone(),
             },
             key: presented.map(Arc::from),
             entry: Some(e),

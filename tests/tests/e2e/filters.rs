@@ -1,0 +1,174 @@
+//! The bundled compliance filters through the gateway: `residency` (the host enforces
+//! the filter's routing constraint whatever the router ranks first, fallbacks included)
+//! and `limits` (over-cap requests refused before anything is sent).
+
+use switchyard_mock_upstream::MockUpstream;
+use switchyard_tests::{TestGateway, mock_upstream, openai_deployment, plugin, send};
+
+const LAWYER: &str = "sy-lawyer-000000000000000000000000";
+const SALES: &str = "sy-sales-0000000000000000000000000";
+const VAULT: &str = "sy-vault-0000000000000000000000000";
+const CLERK: &str = "sy-clerk-0000000000000000000000000";
+
+/// `cloud` (cheap, so `lowest-cost` ranks it first) and `onprem` (dear, tagged
+/// `on-prem`) serve `demo`; `residency` pins team `legal` and keys tagged `confidential`
+/// to `on-prem`; `limits` caps `max_tokens` and the prompt.
+async fn gateway(m: &MockUpstream) -> anyhow::Result<(TestGateway, tempfile::TempDir)> {
+    let secrets = tempfile::tempdir()?;
+    let mut keys = String::new();
+    for (name, secret, extra) in [
+        ("lawyer", LAWYER, "team = \"legal\""),
+        ("sales", SALES, ""),
+        ("vault", VAULT, "tags = [\"confidential\"]"),
+        ("clerk", CLERK, "team = \"records\""),
+    ] {
+        let path = secrets.path().join(name);
+        std::fs::write(&path, secret)?;
+        keys.push_str(&format!(
+            "[keys.{name}]\nsecret = \"file:{}\"\n{extra}\n",
+            path.display()
+        ));
+    }
+    let base = format!("http://{}/v1", m.addr);
+    let toml = format!(
+        "{keys}[teams.legal]\nmodels = [\"demo\"]\n[teams.records]\ntags = [\"confidential\"]\n{}{}[models.demo]\ndeployments = [\"cloud\", \"onprem\"]\n\
+         router = \"lowest-cost\"\nfilters = [\"limits\", \"residency\"]\n\
+         [plugins.residency]\nconfig = {{ rules = [\
+         {{ teams = [\"legal\"], require = [\"on-prem\"] }}, \
+         {{ tags = [\"confidential\"], require = [\"on-prem\"], forbid = [\"cloud\"] }}] }}\n\
+         [plugins.limits]\nconfig = {{ max_tokens = 1000, max_prompt_tokens = 2000 }}\n\
+         [plugins.lowest-cost]\nconfig = {{ recheck = 0 }}\n",
+        openai_deployment(
+            "cloud",
+            &base,
+            "model-cloud",
+            "tags = [\"cloud\"]\ninput_price = 0.1\noutput_price = 0.1"
+        ),
+        openai_deployment(
+            "onprem",
+            &base,
+            "model-onprem",
+            "tags = [\"on-prem\"]\ninput_price = 5.0\noutput_price = 5.0"
+        ),
+    );
+    let gw = TestGateway::start(
+        &[
+            ("openai.wasm", plugin("openai")),
+            ("lowest-cost.wasm", plugin("lowest-cost")),
+            ("residency.wasm", plugin("residency")),
+            ("limits.wasm", plugin("limits")),
+        ],
+        &toml,
+    )
+    .await?;
+    Ok((gw, secrets))
+}
+
+async fn chat(
+    gw: &TestGateway,
+    key: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<(u16, hyper::HeaderMap, serde_json::Value)> {
+    let auth = format!("Bearer {key}");
+    let (s, h, b) = send(
+        gw.gw.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", &auth)],
+        Some(&body),
+    )
+    .await?;
+    Ok((s, h, serde_json::from_slice(&b).unwrap_or_default()))
+}
+
+fn ask(text: &str) -> serde_json::Value {
+    serde_json::json!({"model": "demo", "messages": [{"role": "user", "content": text}]})
+}
+
+fn deployment(h: &hyper::HeaderMap) -> &str {
+    h.get("x-switchyard-deployment")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Models the mock was asked for, in order.
+fn upstream_models(m: &MockUpstream) -> Vec<String> {
+    m.requests()
+        .iter()
+        .filter_map(|r| r.body_json())
+        .map(|b| b["model"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn residency_holds_when_the_router_ranks_a_cloud_deployment_first() -> anyhow::Result<()> {
+    let m = mock_upstream().await?;
+    let (gw, _secrets) = gateway(&m).await?;
+    for _ in 0..3 {
+        let (s, h, _) = chat(&gw, SALES, ask("hi")).await?;
+        assert_eq!(
+            (s, deployment(&h)),
+            (200, "cloud"),
+            "unconstrained: the cheapest"
+        );
+        let (s, h, _) = chat(&gw, LAWYER, ask("hi")).await?;
+        assert_eq!(
+            (s, deployment(&h)),
+            (200, "onprem"),
+            "team legal: on-prem only"
+        );
+        let (s, h, _) = chat(&gw, VAULT, ask("hi")).await?;
+        assert_eq!(
+            (s, deployment(&h)),
+            (200, "onprem"),
+            "tag confidential: on-prem"
+        );
+        let (s, h, _) = chat(&gw, CLERK, ask("hi")).await?;
+        assert_eq!(
+            (s, deployment(&h)),
+            (200, "onprem"),
+            "the team's tag applies too"
+        );
+    }
+    // The on-prem deployment fails: a constrained request fails too rather than falling
+    // back to the cloud, and the cloud never sees it.
+    m.clear();
+    m.set_knobs("model-onprem", Some("status-503"));
+    let (s, _, body) = chat(&gw, LAWYER, ask("privileged")).await?;
+    assert!(s >= 500, "{s} {body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert!(
+        upstream_models(&m)
+            .iter()
+            .all(|model| model == "model-onprem"),
+        "{:?}",
+        upstream_models(&m)
+    );
+    let (s, h, _) = chat(&gw, SALES, ask("hi")).await?;
+    assert_eq!((s, deployment(&h)), (200, "cloud"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_refuse_over_cap_requests_before_anything_is_sent() -> anyhow::Result<()> {
+    let m = mock_upstream().await?;
+    let (gw, _secrets) = gateway(&m).await?;
+    let mut big = ask("hi");
+    big["max_tokens"] = 5_000.into();
+    let (s, _, body) = chat(&gw, SALES, big).await?;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "max_tokens_too_large", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|t| t.contains("1000")),
+        "{body}"
+    );
+    let (s, _, body) = chat(&gw, SALES, ask(&"word ".repeat(2_000))).await?;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "context_length_exceeded", "{body}");
+    assert!(m.requests().is_empty(), "nothing reached the upstream");
+    let (s, _, _) = chat(&gw, SALES, ask("short")).await?;
+    assert_eq!(s, 200);
+    Ok(())
+}
