@@ -17,6 +17,8 @@ pub mod bindings {
     });
 }
 
+pub mod hold;
+
 pub use crate::host;
 pub use crate::types::*;
 pub use bindings::exports::switchyard::plugin::filter::{

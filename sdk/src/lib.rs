@@ -64,6 +64,16 @@ pub mod types {
 /// What the host offers every plugin: logging, the plugin's config and a clock.
 pub use adapter::bindings::switchyard::plugin::host;
 
+/// Writes a line to the gateway's log under the plugin's name ([`host::log`]). Off wasm
+/// (a plugin's native unit tests) the host is not there, so the line goes to stderr
+/// instead of trapping: code that logs stays testable with `cargo test`.
+pub fn log(level: host::Level, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    host::log(level, message);
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("[{level:?}] {message}");
+}
+
 /// The WIT package version this SDK builds plugins against.
 pub const WIT_VERSION: &str = "0.1.0";
 

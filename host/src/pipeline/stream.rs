@@ -36,7 +36,8 @@ const MAX_EVENT: usize = 4 << 20;
 /// Why a committed stream ended early; rendered as a final SSE error event.
 #[derive(Debug, Clone)]
 pub struct StreamEnd {
-    pub code: &'static str,
+    /// The error code: the host's own, or a denying filter's.
+    pub code: std::borrow::Cow<'static, str>,
     /// What the client is told: never a deployment name, network error or trap text.
     pub message: String,
     /// What the log gets.
@@ -235,21 +236,21 @@ impl LiveStream {
                     Ok(Ok(ChunkVerdict::Emit(out))) => next.extend(out),
                     Ok(Ok(ChunkVerdict::Deny(d))) => {
                         return Err(StreamEnd {
-                            code: "content_filter",
+                            code: d.code.into(),
                             detail: format!("filter {} denied: {}", f.name, d.message),
                             message: d.message,
                         });
                     }
                     Ok(Err(e)) if self.filter_failure == FilterFailure::Closed => {
                         return Err(StreamEnd {
-                            code: "filter_unavailable",
+                            code: "filter_unavailable".into(),
                             message: FILTER_STOPPED.into(),
                             detail: format!("filter {} failed: {}", f.name, e.message),
                         });
                     }
                     Err(fault) if self.filter_failure == FilterFailure::Closed => {
                         return Err(StreamEnd {
-                            code: "filter_unavailable",
+                            code: "filter_unavailable".into(),
                             message: FILTER_STOPPED.into(),
                             detail: fault.to_string(),
                         });
@@ -290,7 +291,7 @@ impl LiveStream {
                 Err(detail) => {
                     self.fail();
                     return Err(StreamEnd {
-                        code: "upstream_stream_broken",
+                        code: "upstream_stream_broken".into(),
                         message: "The model's provider broke off the stream.".into(),
                         detail: format!("{}: {detail}", self.deployment.name),
                     });

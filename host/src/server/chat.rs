@@ -562,10 +562,10 @@ async fn pump(
                 return;
             }
             Err(end) => {
-                tracing::warn!(%request_id, code = end.code, detail = %end.detail, "stream ended early");
-                let event = openai::stream_error_event(end.code, &end.message, request_id);
+                tracing::warn!(%request_id, code = %end.code, detail = %end.detail, "stream ended early");
+                let event = openai::stream_error_event(&end.code, &end.message, request_id);
                 let _ = tx.send(sse(&event)).await;
-                account.finish(StreamOutcome::Broken, Some(end.code));
+                account.finish(StreamOutcome::Broken, Some(&end.code));
                 return;
             }
         }

@@ -172,3 +172,70 @@ async fn limits_refuse_over_cap_requests_before_anything_is_sent() -> anyhow::Re
     assert_eq!(s, 200);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deny_list_refuses_requests_and_stops_answers_streamed_or_not() -> anyhow::Result<()> {
+    let m = mock_upstream().await?;
+    let base = format!("http://{}/v1", m.addr);
+    // `strict` scans requests; `answers` only answers, so the echo carries the word back.
+    let toml = format!(
+        "{}[models.strict]\ndeployments = [\"echo\"]\nfilters = [\"deny-list\"]\n\
+         [models.answers]\ndeployments = [\"echo\"]\nfilters = [\"answer-guard\"]\n\
+         [plugins.deny-list]\nconfig = {{ keywords = [\"project zeus\"], patterns = ['sk-[a-z0-9]{{8,}}'], status = 403, code = \"blocked\" }}\n\
+         [plugins.answer-guard]\nconfig = {{ keywords = [\"project zeus\"], scan = \"response\" }}\n",
+        openai_deployment("echo", &base, "mock-echo", "")
+    );
+    let gw = TestGateway::start(
+        &[
+            ("openai.wasm", plugin("openai")),
+            ("deny-list.wasm", plugin("deny-list")),
+            ("answer-guard.wasm", plugin("deny-list")),
+        ],
+        &toml,
+    )
+    .await?;
+    let ask = |model: &str, text: &str, stream: bool| {
+        serde_json::json!({"model": model, "stream": stream,
+            "messages": [{"role": "user", "content": text}]})
+    };
+    let post = |body: serde_json::Value| {
+        let addr = gw.gw.addr;
+        async move { send(addr, "POST", "/v1/chat/completions", &[], Some(&body)).await }
+    };
+    for text in ["tell me about PROJECT ZEUS", "my key is sk-abcdef123456"] {
+        let (s, _, b) = post(ask("strict", text, false)).await?;
+        let v: serde_json::Value = serde_json::from_slice(&b)?;
+        assert_eq!(s, 403, "{v}");
+        assert_eq!(v["error"]["code"], "blocked", "{v}");
+        assert!(
+            !v.to_string().to_lowercase().contains("zeus"),
+            "the rule is not echoed: {v}"
+        );
+    }
+    assert!(m.requests().is_empty(), "a denied request is never sent");
+    let (s, _, _) = post(ask("strict", "the zeuses of old", false)).await?;
+    assert_eq!(s, 200, "whole words only");
+
+    // The echo repeats the word: the answer is refused, whole or streamed.
+    let (s, _, b) = post(ask("answers", "say project zeus", false)).await?;
+    assert_eq!(s, 400, "{}", String::from_utf8_lossy(&b));
+    assert!(!String::from_utf8_lossy(&b).to_lowercase().contains("zeus"));
+    let (s, _, b) = post(ask("answers", "say the words project zeus now", true)).await?;
+    assert_eq!(s, 200, "a stream's head is sent before its text");
+    let sse = switchyard_tests::Sse::parse(&b)?;
+    assert_eq!(sse.errors.len(), 1, "ends with one error event: {sse:?}");
+    assert_eq!(
+        sse.errors[0]["error"]["code"], "content_policy_violation",
+        "the filter's own code"
+    );
+    assert!(
+        !sse.text().to_lowercase().contains("zeus"),
+        "{}",
+        sse.text()
+    );
+    let (s, _, b) = post(ask("answers", "say hello", true)).await?;
+    assert_eq!(s, 200);
+    let sse = switchyard_tests::Sse::parse(&b)?;
+    assert!(sse.errors.is_empty() && sse.done && sse.text().contains("say hello"));
+    Ok(())
+}
