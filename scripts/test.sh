@@ -14,11 +14,15 @@ step "python virtualenv with the official openai SDK (target/pyenv)"
 if [ ! -x target/pyenv/bin/python ]; then
   python3 -m venv target/pyenv
 fi
-target/pyenv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+target/pyenv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt \
+  -r sdk/python/requirements.txt
 
 step "the official openai Node SDK (tests/node/node_modules)"
 command -v node >/dev/null 2>&1 || { echo "node (20 or newer) is required for the Node SDK tests" >&2; exit 1; }
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+
+step "the JavaScript plugin toolchain, jco + ComponentizeJS (sdk/js/node_modules)"
+npm ci --prefix sdk/js --no-audit --no-fund --loglevel=error
 
 step "build plugins and fixtures (wasm32-wasip2)"
 bash scripts/build-plugins.sh

@@ -1,4 +1,6 @@
-//! The command line: `serve`, `check`, `plugin inspect`.
+//! The command line: `serve`, `check`, `plugin inspect|build`, `keys`, `usage`.
+
+mod plugin;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -137,6 +139,15 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Build a plugin project (Rust, Python or JavaScript) into OUT/NAME.wasm and check
+    /// that it loads in this host.
+    Build {
+        /// The project: a Rust crate (Cargo.toml) or a folder with switchyard-plugin.toml.
+        dir: PathBuf,
+        /// Where NAME.wasm goes (a gateway's plugins folder picks it up at once).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -155,6 +166,9 @@ pub fn main() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Inspect { file, json },
         } => inspect_cmd(&file, json),
+        Command::Plugin {
+            command: PluginCommand::Build { dir, out },
+        } => exit(plugin::build(&dir, &out)),
         Command::Keys { command } => exit(keys_cmd(command)),
         Command::Usage {
             config,
@@ -178,9 +192,12 @@ fn exit(r: anyhow::Result<()>) -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: a log file or a collector gets plain `key=value` text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 

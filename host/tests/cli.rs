@@ -217,6 +217,22 @@ fn serve_process(
     std::process::Child,
     tokio::runtime::Runtime,
 ) {
+    serve_process_with(config, |_| {}, false)
+}
+
+/// `serve_process`, with `prepare(dir)` run before the gateway starts (to put plugins in
+/// `dir/plugins`) and, with `logged`, the gateway's output in `dir/gateway.log`.
+fn serve_process_with(
+    config: impl Fn(std::net::SocketAddr) -> String,
+    prepare: impl FnOnce(&std::path::Path),
+    logged: bool,
+) -> (
+    tempfile::TempDir,
+    switchyard_mock_upstream::MockUpstream,
+    String,
+    std::process::Child,
+    tokio::runtime::Runtime,
+) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -246,12 +262,16 @@ fn serve_process(
         ),
     )
     .expect("write");
-    let child = bin()
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .spawn()
-        .expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    prepare(dir.path());
+    let mut cmd = bin();
+    cmd.args(["serve", "--config"]).arg(&cfg);
+    if logged {
+        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
+        cmd.stdout(log.try_clone().expect("log")).stderr(log);
+    }
+    let child = cmd.spawn().expect("spawn");
+    // Long enough for a first start that compiles Python and JavaScript components.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     while !http(&addr, "GET", "/readyz", "").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) {
         assert!(
             std::time::Instant::now() < deadline,
@@ -563,4 +583,178 @@ fn check_refuses_an_unsafe_plugin_cache_and_an_open_listener_without_keys() {
         err.contains("server.listen") && err.contains("[keys.NAME]"),
         "{err}"
     );
+}
+
+/// The repository root.
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `switchyard plugin build DIR --out OUT` with the toolchains `scripts/test.sh` installs
+/// (componentize-py in `target/pyenv`, jco in `sdk/js`); its stdout.
+fn plugin_build(dir: &std::path::Path, out: &std::path::Path) -> String {
+    let py = root().join("target/pyenv/bin/componentize-py");
+    let jco = root().join("sdk/js/node_modules/.bin/jco");
+    assert!(
+        py.exists() && jco.exists(),
+        "the plugin toolchains are missing: run `bash scripts/test.sh` (it installs them)"
+    );
+    let run = bin()
+        .args(["plugin", "build"])
+        .arg(dir)
+        .arg("--out")
+        .arg(out)
+        .env("COMPONENTIZE_PY", py)
+        .env("JCO", jco)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "plugin build {}: {stdout}{}",
+        dir.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stdout
+}
+
+/// Plugins in Python and JavaScript, built by `switchyard plugin build` as an author
+/// would, dropped into a gateway's folder and doing their work on real requests; their
+/// `print` / `console.log` lines land in the gateway's log under their names.
+#[test]
+fn python_and_javascript_plugins_build_load_and_work_through_the_gateway() {
+    let built = tempfile::tempdir().expect("tempdir");
+    for (dir, kind) in [
+        ("plugins/python/tiered-router", "router plugin"),
+        ("plugins/python/secrets-filter", "filter plugin"),
+        ("plugins/js/sticky-router", "router plugin"),
+        ("plugins/js/tool-policy", "filter plugin"),
+    ] {
+        let out = plugin_build(&root().join(dir), built.path());
+        assert!(
+            out.contains(kind) && out.contains("WIT 0.1.0") && out.contains("loads in this host"),
+            "{out}"
+        );
+    }
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let key = |name: &str, secret: &str, extra: &str| {
+        let path = secrets.path().join(name);
+        std::fs::write(&path, secret).expect("write");
+        format!(
+            "[keys.{name}]\nsecret = \"file:{}\"\n{extra}\n",
+            path.display()
+        )
+    };
+    let (alice, bob) = (
+        "sy-alice-000000000000000000000000",
+        "sy-bob-00000000000000000000000000",
+    );
+    let keys = format!(
+        "{}{}[teams.research]\n",
+        key("alice", alice, "team = \"research\""),
+        key("bob", bob, "")
+    );
+    let built_dir = built.path().to_owned();
+    let (dir, mock, addr, child, _rt) = serve_process_with(
+        |mock| {
+            let dep = |name: &str, tags: &str, price: f64| {
+                format!(
+                    "[deployments.{name}]\nadapter = \"openai\"\nbase_url = \"http://{mock}/v1\"\n\
+                     model = \"model-{name}\"\ntags = [{tags}]\ninput_price = {price}\noutput_price = {price}\n"
+                )
+            };
+            format!(
+                "{keys}{}{}{}\
+                 [models.tiered]\ndeployments = [\"large\", \"small\"]\nrouter = \"tiered-router\"\nfilters = [\"secrets-filter\"]\n\
+                 [models.sticky]\ndeployments = [\"a\", \"b\", \"c\"]\nrouter = \"sticky-router\"\nfilters = [\"tool-policy\"]\n\
+                 [plugins.tiered-router]\nconfig = {{ small_max_tokens = 100 }}\n\
+                 [plugins.tool-policy]\nconfig = {{ teams = {{ research = [\"search\", \"calculator\"] }}, default = [\"calculator\"] }}\n",
+                dep("small", "\"small\"", 0.1),
+                dep("large", "\"large\"", 5.0),
+                ["a", "b", "c"]
+                    .iter()
+                    .map(|n| dep(n, "", 1.0))
+                    .collect::<String>()
+            )
+        },
+        |dir| {
+            for entry in std::fs::read_dir(&built_dir).expect("built") {
+                let path = entry.expect("entry").path();
+                if path.extension().is_some_and(|e| e == "wasm") {
+                    let name = path.file_name().expect("name");
+                    std::fs::copy(&path, dir.join("plugins").join(name)).expect("copy");
+                }
+            }
+        },
+        true,
+    );
+    let mut child = Reaped(child);
+    let chat = |key: &str, model: &str, text: &str, tools: &str| {
+        let body = format!(
+            r#"{{"model":"{model}","messages":[{{"role":"user","content":"{text}"}}]{tools}}}"#
+        );
+        http_as(&addr, Some(key), "POST", "/v1/chat/completions", &body).expect("http")
+    };
+    let deployment = |r: &str| {
+        r.lines()
+            .find_map(|l| l.strip_prefix("x-switchyard-deployment: "))
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    };
+
+    // Python router: a short prompt to the small tier, a long one to the large.
+    let short = chat(alice, "tiered", "hi", "");
+    assert!(short.starts_with("HTTP/1.1 200"), "{short}");
+    assert_eq!(deployment(&short), "small");
+    let long = chat(alice, "tiered", &"word ".repeat(200), "");
+    assert_eq!(deployment(&long), "large", "{long}");
+    // Python filter: the key never reaches the upstream.
+    mock.clear();
+    let leaked = chat(
+        alice,
+        "tiered",
+        "my key is sk-proj-abcdefghijklmnopqrstuvwx1234",
+        "",
+    );
+    assert!(leaked.starts_with("HTTP/1.1 200"), "{leaked}");
+    let sent = String::from_utf8_lossy(&mock.requests()[0].body).into_owned();
+    assert!(
+        sent.contains("[REDACTED:SECRET]") && !sent.contains("abcdefghijklmnop"),
+        "{sent}"
+    );
+
+    // JavaScript router: one caller sticks to one deployment.
+    let first = deployment(&chat(alice, "sticky", "hi", ""));
+    for _ in 0..10 {
+        assert_eq!(deployment(&chat(alice, "sticky", "hi", "")), first);
+    }
+    // JavaScript filter: tools by team.
+    let tool = |name: &str| {
+        format!(
+            r#","tools":[{{"type":"function","function":{{"name":"{name}","parameters":{{"type":"object"}}}}}}]"#
+        )
+    };
+    let denied = chat(bob, "sticky", "look it up", &tool("search"));
+    assert!(
+        denied.starts_with("HTTP/1.1 403") && denied.contains("tool_not_allowed"),
+        "{denied}"
+    );
+    let allowed = chat(alice, "sticky", "look it up", &tool("search"));
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+
+    child.terminate();
+    let log = std::fs::read_to_string(dir.path().join("gateway.log")).expect("log");
+    for plugin in [
+        "tiered-router",
+        "secrets-filter",
+        "sticky-router",
+        "tool-policy",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("plugin={plugin}")) && l.contains("stdout")),
+            "no print/console.log line from {plugin} in the log:\n{log}"
+        );
+    }
 }
