@@ -139,6 +139,22 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a new router or filter project in Rust, Python or JavaScript, with tests.
+    New {
+        name: String,
+        /// rust, python or js.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// router or filter.
+        #[arg(long)]
+        kind: String,
+        /// The folder to create the project in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// A local checkout's `sdk/` for Rust projects (default: the git repository).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Build a plugin project (Rust, Python or JavaScript) into OUT/NAME.wasm and check
     /// that it loads in this host.
     Build {
@@ -169,6 +185,16 @@ pub fn main() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Build { dir, out },
         } => exit(plugin::build(&dir, &out)),
+        Command::Plugin {
+            command:
+                PluginCommand::New {
+                    name,
+                    lang,
+                    kind,
+                    dir,
+                    sdk,
+                },
+        } => exit(plugin::new(&name, &lang, &kind, &dir, sdk.as_deref())),
         Command::Keys { command } => exit(keys_cmd(command)),
         Command::Usage {
             config,

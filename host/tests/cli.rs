@@ -758,3 +758,103 @@ fn python_and_javascript_plugins_build_load_and_work_through_the_gateway() {
         );
     }
 }
+
+/// Runs `cmd` in `dir`, failing with its output unless it succeeds.
+fn run_ok(dir: &std::path::Path, cmd: &mut Command) -> String {
+    let out = cmd.current_dir(dir).output().expect("run");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} in {}: {text}", dir.display());
+    text
+}
+
+/// `plugin new` writes, for each language and kind, a project whose own tests pass and
+/// which `plugin build` turns into a component this host loads.
+#[test]
+fn plugin_new_writes_projects_whose_tests_pass_and_that_build_in_every_language() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = work.path().join("plugins");
+    let target = work.path().join("target");
+    for lang in ["rust", "python", "js"] {
+        for kind in ["router", "filter"] {
+            let name = format!("my-{lang}-{kind}");
+            let made = bin()
+                .args([
+                    "plugin", "new", &name, "--lang", lang, "--kind", kind, "--dir",
+                ])
+                .arg(work.path())
+                .arg("--sdk")
+                .arg(root().join("sdk"))
+                .output()
+                .expect("run");
+            assert!(
+                made.status.success(),
+                "{}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+            let dir = work.path().join(&name);
+            let tests = match lang {
+                "rust" => run_ok(
+                    &dir,
+                    Command::new("cargo")
+                        .args(["test", "--quiet"])
+                        .env("CARGO_TARGET_DIR", &target),
+                ),
+                "python" => {
+                    run_ok(
+                        &dir,
+                        Command::new(root().join("target/pyenv/bin/componentize-py")).args([
+                            "-d",
+                            "wit",
+                            "-w",
+                            &format!("{kind}-plugin"),
+                            "bindings",
+                            ".bindings",
+                        ]),
+                    );
+                    run_ok(
+                        &dir,
+                        Command::new("python3")
+                            .args(["-m", "unittest"])
+                            .env("PYTHONPATH", ".bindings"),
+                    )
+                }
+                _ => run_ok(&dir, Command::new("npm").arg("test")),
+            };
+            assert!(
+                tests.contains("2 passed")
+                    || tests.contains("Ran 2 tests")
+                    || tests.contains("# pass 2"),
+                "{lang} {kind}: {tests}"
+            );
+            let mut build = bin();
+            build
+                .args(["plugin", "build"])
+                .arg(&dir)
+                .arg("--out")
+                .arg(&out)
+                .env("CARGO_TARGET_DIR", &target)
+                .env(
+                    "COMPONENTIZE_PY",
+                    root().join("target/pyenv/bin/componentize-py"),
+                )
+                .env("JCO", root().join("sdk/js/node_modules/.bin/jco"));
+            let built = run_ok(&dir, &mut build);
+            assert!(
+                built.contains(&format!("{kind} plugin")) && built.contains("loads in this host"),
+                "{built}"
+            );
+        }
+    }
+    let refused = bin()
+        .args([
+            "plugin", "new", "x", "--lang", "cobol", "--kind", "router", "--dir",
+        ])
+        .arg(work.path())
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--lang"));
+}

@@ -285,6 +285,187 @@ fn build_js(dir: &Path, m: &Manifest, wit: &Path, out: &Path) -> anyhow::Result<
     run(cmd, "node not found: install Node.js 20 or newer")
 }
 
+/// One file of a project template: its path in the project and its text, where
+/// `{{name}}` becomes the plugin's name and `{{sdk}}` the SDK dependency.
+type Template = (&'static str, &'static str);
+
+const RUST_ROUTER: &[Template] = &[
+    ("Cargo.toml", include_str!("templates/rust/Cargo.toml")),
+    ("src/lib.rs", include_str!("templates/rust/router.rs")),
+];
+const RUST_FILTER: &[Template] = &[
+    ("Cargo.toml", include_str!("templates/rust/Cargo.toml")),
+    ("src/lib.rs", include_str!("templates/rust/filter.rs")),
+];
+const PYTHON_ROUTER: &[Template] = &[
+    ("app.py", include_str!("templates/python/router.py")),
+    (
+        "test_app.py",
+        include_str!("templates/python/router_test.py"),
+    ),
+];
+const PYTHON_FILTER: &[Template] = &[
+    ("app.py", include_str!("templates/python/filter.py")),
+    ("filter.py", include_str!("templates/python/stream.py")),
+    (
+        "test_app.py",
+        include_str!("templates/python/filter_test.py"),
+    ),
+];
+const JS_COMMON: &[Template] = &[
+    ("package.json", include_str!("templates/js/package.json")),
+    (
+        "support/host-stub.mjs",
+        include_str!("templates/js/host-stub.mjs"),
+    ),
+    (
+        "support/register.mjs",
+        include_str!("templates/js/register.mjs"),
+    ),
+];
+const JS_ROUTER: &[Template] = &[
+    ("src/plugin.js", include_str!("templates/js/router.js")),
+    (
+        "test/plugin.test.mjs",
+        include_str!("templates/js/router.test.mjs"),
+    ),
+];
+const JS_FILTER: &[Template] = &[
+    ("src/plugin.js", include_str!("templates/js/filter.js")),
+    (
+        "test/plugin.test.mjs",
+        include_str!("templates/js/filter.test.mjs"),
+    ),
+];
+
+/// `switchyard plugin new`: writes a working project for a router or filter in Rust,
+/// Python or JavaScript into `parent/NAME`, with unit tests and a README saying how to
+/// test and build it.
+pub fn new(
+    name: &str,
+    lang: &str,
+    kind: &str,
+    parent: &Path,
+    sdk: Option<&Path>,
+) -> anyhow::Result<()> {
+    if PluginName::parse(name).is_none() {
+        bail!(
+            "plugin name `{name}`: lower-case letters, digits and single `-`, starting with a \
+             letter (it becomes the file name in the plugins folder)"
+        );
+    }
+    let kind = match kind {
+        "router" => Kind::Router,
+        "filter" => Kind::Filter,
+        "adapter" => bail!(
+            "--kind adapter: the scaffold writes routers and filters; start an adapter from \
+             plugins/openai (Rust), whose SDK helpers do the HTTP and JSON plumbing"
+        ),
+        other => bail!("--kind: `{other}` is not router, filter or adapter"),
+    };
+    let dir = parent.join(name);
+    if dir.exists() {
+        bail!("{} already exists", dir.display());
+    }
+    let sdk_dep = match sdk {
+        Some(p) => {
+            let p = p
+                .canonicalize()
+                .with_context(|| format!("--sdk {}", p.display()))?;
+            format!("{{ path = {:?} }}", p.display().to_string())
+        }
+        None => "{ git = \"https://github.com/switchyard-gateway/switchyard\" }".to_owned(),
+    };
+    let (files, readme): (Vec<Template>, String) = match (lang, kind) {
+        ("rust", k) => (
+            if k == Kind::Router {
+                RUST_ROUTER
+            } else {
+                RUST_FILTER
+            }
+            .to_vec(),
+            "Test: `cargo test`\n\nBuild into a gateway's plugins folder:\n\n    \
+             switchyard plugin build . --out PLUGINS_DIR\n\nNeeds Rust and `rustup target \
+             add wasm32-wasip2`. The SDK's docs: `cargo doc -p switchyard-sdk --open`.\n"
+                .to_owned(),
+        ),
+        ("python", k) => (
+            if k == Kind::Router {
+                PYTHON_ROUTER
+            } else {
+                PYTHON_FILTER
+            }
+            .to_vec(),
+            format!(
+                "Needs `pip install {COMPONENTIZE_PY}`.\n\nTest (natively, against generated \
+                 bindings):\n\n    componentize-py -d wit -w {world} bindings .bindings\n    \
+                 PYTHONPATH=.bindings python3 -m unittest\n\nBuild into a gateway's plugins \
+                 folder:\n\n    switchyard plugin build . --out PLUGINS_DIR\n\n`print()` \
+                 lines appear in the gateway's log under the plugin's name. Never call `host` \
+                 functions at import time: componentize-py runs the module while building.\n",
+                world = kind.world()
+            ),
+        ),
+        ("js", k) => (
+            JS_COMMON
+                .iter()
+                .chain(if k == Kind::Router {
+                    JS_ROUTER
+                } else {
+                    JS_FILTER
+                })
+                .copied()
+                .collect(),
+            "Needs Node.js 20+.\n\nTest:\n\n    npm install\n    npm test\n\nBuild into a \
+             gateway's plugins folder:\n\n    switchyard plugin build . --out PLUGINS_DIR\n\n\
+             `console.log` lines appear in the gateway's log under the plugin's name. The \
+             build passes `-d http fetch-event` to jco: ComponentizeJS imports `wasi:http` \
+             unless told not to, and the gateway gives plugins no network.\n"
+                .to_owned(),
+        ),
+        (other, _) => bail!("--lang: `{other}` is not rust, python or js"),
+    };
+    let fill = |text: &str| text.replace("{{name}}", name).replace("{{sdk}}", &sdk_dep);
+    let write = |path: &str, text: &str| -> anyhow::Result<()> {
+        let p = dir.join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))
+    };
+    for (path, text) in &files {
+        write(path, &fill(text))?;
+    }
+    let kind_name = match kind {
+        Kind::Router => "router",
+        Kind::Filter => "filter",
+        Kind::Adapter => "adapter",
+    };
+    if lang != "rust" {
+        write(
+            MANIFEST,
+            &format!("name = \"{name}\"\nkind = \"{kind_name}\"\nlanguage = \"{lang}\"\n"),
+        )?;
+        // The contract, for bindings and editors; the build uses the gateway's own copy.
+        for (file, text) in WIT_FILES {
+            write(&format!("wit/{file}"), text)?;
+        }
+        write(
+            ".gitignore",
+            "*.wasm\n.bindings/\n__pycache__/\nnode_modules/\n",
+        )?;
+    }
+    write(
+        "README.md",
+        &format!("# {name}\n\nA Switchyard {kind_name} plugin in {lang}.\n\n{readme}"),
+    )?;
+    println!(
+        "wrote {} ({lang} {kind_name}); see its README.md",
+        dir.display()
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
