@@ -85,19 +85,9 @@ impl Filter for PiiRedact {
 
     fn open_stream(&mut self, _ctx: RequestContext) -> Box<dyn StreamFilter> {
         match self.config() {
-            Ok(config) => Box::new(stream::Redactor::new(config.kinds)),
+            Ok(config) => Box::new(stream::redactor(config.kinds)),
             Err(err) => Box::new(Broken(err)),
         }
-    }
-}
-
-impl StreamFilter for stream::Redactor {
-    fn on_chunk(&mut self, chunk: ChatChunk) -> Result<ChunkVerdict, PluginError> {
-        stream::Redactor::on_chunk(self, chunk)
-    }
-
-    fn finish(&mut self) -> Result<ChunkVerdict, PluginError> {
-        stream::Redactor::finish(self)
     }
 }
 

@@ -1,11 +1,8 @@
 //! Redaction of a streamed response, where one email address or card number can arrive
-//! split over several chunks.
-//!
-//! Per choice, and separately for answer text and reasoning text, the filter keeps the
-//! tail that could still grow into a match and releases only the text before it, redacted.
-//! The tail is flushed when the choice finishes and when the stream ends.
+//! split over several chunks, through the SDK's hold-back (`switchyard_sdk::filter::hold`):
+//! this module only says how much of the held text is final and redacts what is released.
 
-use switchyard_sdk::filter::{ChatChunk, ChoiceDelta, ChunkVerdict, PluginError};
+use switchyard_sdk::filter::hold::{HeldStream, TextPolicy};
 
 use crate::detect::{Kinds, redact};
 
@@ -14,179 +11,22 @@ use crate::detect::{Kinds, redact};
 /// pathological token (a long base64 blob) cannot stall the stream.
 const MAX_HOLD: usize = 128;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Content,
-    Reasoning,
-}
+/// What the stream looks for: the configured kinds.
+pub(crate) struct Pii(Kinds);
 
-struct Held {
-    index: u32,
-    field: Field,
-    text: String,
-}
-
-pub(crate) struct Redactor {
-    kinds: Kinds,
-    held: Vec<Held>,
-    /// Identity of the latest chunk, for the chunk that `finish` emits.
-    last: Option<(String, String, u64)>,
-}
-
-impl Redactor {
-    pub(crate) fn new(kinds: Kinds) -> Self {
-        Redactor {
-            kinds,
-            held: Vec::new(),
-            last: None,
-        }
+impl TextPolicy for Pii {
+    fn safe_cut(&self, held: &str) -> usize {
+        safe_cut(held)
     }
 
-    fn buffer(&mut self, index: u32, field: Field) -> &mut String {
-        let pos = match self
-            .held
-            .iter()
-            .position(|h| h.index == index && h.field == field)
-        {
-            Some(pos) => pos,
-            None => {
-                self.held.push(Held {
-                    index,
-                    field,
-                    text: String::new(),
-                });
-                self.held.len() - 1
-            }
-        };
-        &mut self.held[pos].text
-    }
-
-    /// Appends `text` and returns what can be released now, redacted.
-    fn push(&mut self, index: u32, field: Field, text: &str) -> String {
-        let kinds = self.kinds;
-        let buf = self.buffer(index, field);
-        buf.push_str(text);
-        let cut = safe_cut(buf);
-        let ready: String = buf.drain(..cut).collect();
-        clean(ready, kinds)
-    }
-
-    /// Everything held for `index` (or for every choice), redacted, as flush deltas.
-    fn flush(&mut self, index: Option<u32>) -> Vec<ChoiceDelta> {
-        let kinds = self.kinds;
-        let mut deltas: Vec<ChoiceDelta> = Vec::new();
-        let mut held = std::mem::take(&mut self.held);
-        held.sort_by_key(|h| h.index);
-        for h in held {
-            if index.is_some_and(|i| i != h.index) {
-                self.held.push(h);
-                continue;
-            }
-            if h.text.is_empty() {
-                continue;
-            }
-            let text = clean(h.text, kinds);
-            let pos = match deltas.iter().position(|d| d.index == h.index) {
-                Some(pos) => pos,
-                None => {
-                    deltas.push(text_delta(h.index));
-                    deltas.len() - 1
-                }
-            };
-            match h.field {
-                Field::Content => deltas[pos].content = Some(text),
-                Field::Reasoning => deltas[pos].reasoning = Some(text),
-            }
-        }
-        deltas
-    }
-
-    pub(crate) fn on_chunk(&mut self, chunk: ChatChunk) -> Result<ChunkVerdict, PluginError> {
-        self.last = Some((chunk.id.clone(), chunk.model.clone(), chunk.created));
-        let had_choices = !chunk.choices.is_empty();
-        let mut flushed = Vec::new();
-        let choices: Vec<ChoiceDelta> = chunk
-            .choices
-            .into_iter()
-            .filter_map(|d| self.delta(d, &mut flushed))
-            .collect();
-        let mut out = Vec::with_capacity(2);
-        if !flushed.is_empty() {
-            // The held tail of a finishing choice goes out before the chunk that ends it.
-            out.push(ChatChunk {
-                id: chunk.id.clone(),
-                model: chunk.model.clone(),
-                created: chunk.created,
-                choices: flushed,
-                usage: None,
-            });
-        }
-        // A chunk whose only text is now held back is dropped rather than sent empty.
-        if !(had_choices && choices.is_empty() && chunk.usage.is_none()) {
-            out.push(ChatChunk { choices, ..chunk });
-        }
-        Ok(ChunkVerdict::Emit(out))
-    }
-
-    /// One choice's delta: its text goes through the hold-back buffers; a finishing
-    /// choice's whole buffer is added to `flushed`. `None` when nothing is left of it.
-    fn delta(&mut self, mut d: ChoiceDelta, flushed: &mut Vec<ChoiceDelta>) -> Option<ChoiceDelta> {
-        let finishing = d.finish_reason.is_some();
-        let had_text = !is_empty_text(&d);
-        for field in [Field::Content, Field::Reasoning] {
-            let slot = match field {
-                Field::Content => &mut d.content,
-                Field::Reasoning => &mut d.reasoning,
-            };
-            let Some(text) = slot.take() else { continue };
-            if finishing {
-                self.buffer(d.index, field).push_str(&text);
-                continue;
-            }
-            let out = self.push(d.index, field, &text);
-            // An empty text sent as such (the role chunk's `""`) stays as it was.
-            if !out.is_empty() || text.is_empty() {
-                *slot = Some(out);
-            }
-        }
-        if finishing {
-            flushed.extend(self.flush(Some(d.index)));
-        }
-        let gone = had_text && is_empty_text(&d) && d.role.is_none() && d.tool_calls.is_empty();
-        (finishing || !gone).then_some(d)
-    }
-
-    pub(crate) fn finish(&mut self) -> Result<ChunkVerdict, PluginError> {
-        let choices = self.flush(None);
-        if choices.is_empty() {
-            return Ok(ChunkVerdict::Emit(Vec::new()));
-        }
-        let (id, model, created) = self.last.take().unwrap_or_default();
-        Ok(ChunkVerdict::Emit(vec![ChatChunk {
-            id,
-            model,
-            created,
-            choices,
-            usage: None,
-        }]))
+    fn release(&mut self, text: String) -> String {
+        clean(text, self.0)
     }
 }
 
-fn text_delta(index: u32) -> ChoiceDelta {
-    ChoiceDelta {
-        index,
-        role: None,
-        content: None,
-        reasoning: None,
-        tool_calls: Vec::new(),
-        finish_reason: None,
-    }
-}
-
-/// Whether the delta carries no answer or reasoning text.
-fn is_empty_text(d: &ChoiceDelta) -> bool {
-    d.content.as_deref().is_none_or(str::is_empty)
-        && d.reasoning.as_deref().is_none_or(str::is_empty)
+/// The stream filter for `kinds`.
+pub(crate) fn redactor(kinds: Kinds) -> HeldStream<Pii> {
+    HeldStream::new(Pii(kinds))
 }
 
 fn clean(text: String, kinds: Kinds) -> String {
@@ -235,4 +75,73 @@ pub(crate) fn safe_cut(text: &str) -> usize {
         }
     }
     cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_sdk::filter::{ChatChunk, ChoiceDelta, ChunkVerdict, StreamFilter};
+    use switchyard_sdk::types::FinishReason;
+
+    fn chunk(text: &str, finish: bool) -> ChatChunk {
+        ChatChunk {
+            id: "c".into(),
+            model: "m".into(),
+            created: 1,
+            choices: vec![ChoiceDelta {
+                index: 0,
+                role: None,
+                content: Some(text.into()),
+                reasoning: None,
+                tool_calls: vec![],
+                finish_reason: finish.then_some(FinishReason::Stop),
+            }],
+            usage: None,
+        }
+    }
+
+    /// What the client sees of `parts` streamed through the redactor.
+    fn streamed(parts: &[&str]) -> String {
+        let mut s = redactor(Kinds::all());
+        let mut verdicts: Vec<ChunkVerdict> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| s.on_chunk(chunk(p, i + 1 == parts.len())).unwrap())
+            .collect();
+        verdicts.push(s.finish().unwrap());
+        let mut seen = String::new();
+        for v in verdicts {
+            let ChunkVerdict::Emit(chunks) = v else {
+                panic!("redaction never denies")
+            };
+            for d in chunks.iter().flat_map(|c| &c.choices) {
+                seen.push_str(d.content.as_deref().unwrap_or(""));
+            }
+        }
+        seen
+    }
+
+    const TEXT: &str = "Mail jo.doe@example.com or call +1 (415) 555-0132; card 4111 1111 1111 \
+                        1111, IBAN DE89 3704 0044 0532 0130 00, SSN 123-45-6789. Not a card: \
+                        4111 1111 1111 1112.";
+
+    #[test]
+    fn streamed_redaction_equals_one_shot_for_every_split() {
+        let whole = clean(TEXT.to_owned(), Kinds::all());
+        assert!(whole.contains("[REDACTED:EMAIL]") && whole.contains("4111 1111 1111 1112"));
+        for cut in 1..TEXT.len() {
+            assert_eq!(
+                streamed(&[&TEXT[..cut], &TEXT[cut..]]),
+                whole,
+                "split at {cut}"
+            );
+        }
+        // Three chunks, every pair of cuts a few bytes apart (a token arriving in pieces).
+        for a in 1..TEXT.len() - 4 {
+            for b in [a + 1, a + 3] {
+                let parts = [&TEXT[..a], &TEXT[a..b], &TEXT[b..]];
+                assert_eq!(streamed(&parts), whole, "split at {a} and {b}");
+            }
+        }
+    }
 }
