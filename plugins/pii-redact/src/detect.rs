@@ -110,6 +110,63 @@ type Scanner = fn(&[u8], &mut Vec<Span>);
 /// the same text (an IBAN's digits can pass Luhn too), the earlier start wins, then the
 /// longer match.
 pub(crate) fn find(text: &str, kinds: Kinds) -> Vec<Span> {
+    if text.is_ascii() {
+        return find_ascii(text, kinds);
+    }
+    // Scan the folded text; report spans of the original, each from the start of its
+    // first character to the end of its last.
+    let folded = Folded::new(text);
+    find_ascii(&folded.text, kinds)
+        .into_iter()
+        .map(|s| Span {
+            start: folded.from[s.start].0,
+            end: folded.from[s.end - 1].1,
+            kind: s.kind,
+        })
+        .collect()
+}
+
+/// Characters that draw nothing but would split a number or an address for a scanner:
+/// zero-width space, non-joiner and joiner, word joiner, byte-order mark, soft hyphen,
+/// Mongolian vowel separator.
+const INVISIBLE: [char; 7] = [
+    '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{00AD}', '\u{180E}',
+];
+
+/// `text` as the scanners read it: compatibility-normalised character by character (NFKC:
+/// full-width `４` is `4`, `＠` is `@`) with invisible characters removed; and, for every
+/// byte of it, the start and end in `text` of the character it came from.
+struct Folded {
+    text: String,
+    from: Vec<(usize, usize)>,
+}
+
+impl Folded {
+    fn new(text: &str) -> Folded {
+        use unicode_normalization::UnicodeNormalization;
+        let mut folded = Folded {
+            text: String::with_capacity(text.len()),
+            from: Vec::with_capacity(text.len()),
+        };
+        for (at, c) in text.char_indices() {
+            if INVISIBLE.contains(&c) {
+                continue;
+            }
+            let end = at + c.len_utf8();
+            let before = folded.text.len();
+            if c.is_ascii() {
+                folded.text.push(c);
+            } else {
+                folded.text.extend(std::iter::once(c).nfkc());
+            }
+            let added = folded.text.len() - before;
+            folded.from.extend(std::iter::repeat_n((at, end), added));
+        }
+        folded
+    }
+}
+
+fn find_ascii(text: &str, kinds: Kinds) -> Vec<Span> {
     let b = text.as_bytes();
     let mut spans = Vec::new();
     let scanners: [(Kind, Scanner); 5] = [
@@ -347,13 +404,14 @@ fn ssns(b: &[u8], out: &mut Vec<Span>) {
 // ---- IBANs -------------------------------------------------------------------------
 
 fn ibans(b: &[u8], out: &mut Vec<Span>) {
-    let member = |c: u8| c.is_ascii_uppercase() || c.is_ascii_digit();
+    // Any case: `de89 3704 …` is as much an IBAN as `DE89 3704 …` (mod-97 keeps words out).
+    let member = |c: u8| c.is_ascii_alphanumeric();
     let single = |rest: &[u8]| usize::from(rest.first() == Some(&b' '));
     let mut i = 0;
     while i + 4 <= b.len() {
         let head = &b[i..i + 4];
-        let starts = head[0].is_ascii_uppercase()
-            && head[1].is_ascii_uppercase()
+        let starts = head[0].is_ascii_alphabetic()
+            && head[1].is_ascii_alphabetic()
             && head[2].is_ascii_digit()
             && head[3].is_ascii_digit()
             && !in_word(b, i);
@@ -406,7 +464,7 @@ fn mod97(text: &[u8]) -> u32 {
         if c.is_ascii_digit() {
             (acc * 10 + u32::from(c - b'0')) % 97
         } else {
-            (acc * 100 + u32::from(c.saturating_sub(b'A')) + 10) % 97
+            (acc * 100 + u32::from(c.to_ascii_uppercase().saturating_sub(b'A')) + 10) % 97
         }
     };
     let mut chars = text.iter().copied().filter(|c| *c != b' ');
@@ -490,6 +548,37 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(redacted(text), want, "{text}");
         }
+    }
+
+    #[test]
+    fn full_width_digits_invisible_characters_and_lower_case_ibans_do_not_evade() {
+        let cases = [
+            (
+                "card ４１１１ １１１１ １１１１ １１１１ ok",
+                "card [REDACTED:CARD] ok",
+            ),
+            (
+                "mail jo\u{200B}.doe@exam\u{200D}ple.com now",
+                "mail [REDACTED:EMAIL] now",
+            ),
+            ("mail jo.doe＠example.com", "mail [REDACTED:EMAIL]"),
+            ("ssn 123\u{00AD}-45-6789 here", "ssn [REDACTED:SSN] here"),
+            (
+                "iban gb82 west 1234 5698 7654 32 end",
+                "iban [REDACTED:IBAN] end",
+            ),
+            ("iban de89370400440532013000.", "iban [REDACTED:IBAN]."),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redacted(text), want, "{text}");
+        }
+        // What is not personal data keeps its own characters.
+        assert_eq!(redacted("ｆｕｌｌ width, ok"), "ｆｕｌｌ width, ok");
+        assert_eq!(
+            redacted("café ４１１１ ４"),
+            "café ４１１１ ４",
+            "a short number is no card"
+        );
     }
 
     #[test]

@@ -41,6 +41,22 @@ fn is_group(c: u8) -> bool {
     c.is_ascii_digit() || c.is_ascii_uppercase() || b"()+-.".contains(&c)
 }
 
+/// Bytes a group may start or end with: those of [`is_group`], lower-case letters (an IBAN
+/// in any case) and any non-ASCII byte (full-width digits, which the scanners fold).
+fn may_join(c: u8) -> bool {
+    is_group(c) || c.is_ascii_lowercase() || !c.is_ascii()
+}
+
+/// Whether a whole token could be a middle group of one spaced number: all group bytes
+/// (cards, phones, upper-case IBANs), up to four letters or digits (an IBAN group in any
+/// case), or anything with non-ASCII characters (full-width digits). Ordinary prose
+/// rarely strings many such tokens together, and the hold is bounded anyway.
+fn group_token(t: &[u8]) -> bool {
+    t.iter().all(|c| is_group(*c))
+        || (t.len() <= 4 && t.iter().all(u8::is_ascii_alphanumeric))
+        || !t.is_ascii()
+}
+
 /// How much of `text` is final: no match can cross the returned position, whatever text
 /// arrives next. That is the start of the last token (an email address has no spaces),
 /// moved back over earlier tokens while they could be groups of one spaced number
@@ -56,15 +72,15 @@ pub(crate) fn safe_cut(text: &str) -> usize {
     };
     let mut cut = after_space(b.len());
     // Only a single plain space joins groups; a newline, a tab or two spaces never do.
-    while cut >= 2 && b[cut - 1] == b' ' && b.get(cut).is_none_or(|c| is_group(*c)) {
+    while cut >= 2 && b[cut - 1] == b' ' && b.get(cut).is_none_or(|c| may_join(*c)) {
         let space = cut - 1;
         let prev = after_space(space);
-        if prev == space || !is_group(b[space - 1]) {
+        if prev == space || !may_join(b[space - 1]) {
             break;
         }
         cut = prev;
-        // A token that is not all group bytes can only be where a match starts.
-        if !b[prev..space].iter().all(|c| is_group(*c)) {
+        // A token that cannot be a middle group can only be where a match starts.
+        if !group_token(&b[prev..space]) {
             break;
         }
     }
@@ -123,22 +139,34 @@ mod tests {
 
     const TEXT: &str = "Mail jo.doe@example.com or call +1 (415) 555-0132; card 4111 1111 1111 \
                         1111, IBAN DE89 3704 0044 0532 0130 00, SSN 123-45-6789. Not a card: \
-                        4111 1111 1111 1112.";
+                        4111 1111 1111 1112. Wide ４１１１ １１１１ １１１１ １１１１, hidden \
+                        ann\u{200B}.lee@exa\u{200D}mple.org, lower gb82 west 1234 5698 7654 32.";
 
     #[test]
     fn streamed_redaction_equals_one_shot_for_every_split() {
         let whole = clean(TEXT.to_owned(), Kinds::all());
         assert!(whole.contains("[REDACTED:EMAIL]") && whole.contains("4111 1111 1111 1112"));
-        for cut in 1..TEXT.len() {
+        assert!(
+            !whole.contains('１') && !whole.contains("ann") && !whole.contains("west"),
+            "{whole}"
+        );
+        let cuts: Vec<usize> = (1..TEXT.len())
+            .filter(|&i| TEXT.is_char_boundary(i))
+            .collect();
+        for &cut in &cuts {
             assert_eq!(
                 streamed(&[&TEXT[..cut], &TEXT[cut..]]),
                 whole,
                 "split at {cut}"
             );
         }
-        // Three chunks, every pair of cuts a few bytes apart (a token arriving in pieces).
-        for a in 1..TEXT.len() - 4 {
-            for b in [a + 1, a + 3] {
+        // Three chunks, cuts a character or three apart (a token arriving in pieces).
+        for (n, &a) in cuts.iter().enumerate() {
+            for b in [cuts.get(n + 1), cuts.get(n + 3)]
+                .into_iter()
+                .flatten()
+                .copied()
+            {
                 let parts = [&TEXT[..a], &TEXT[a..b], &TEXT[b..]];
                 assert_eq!(streamed(&parts), whole, "split at {a} and {b}");
             }
