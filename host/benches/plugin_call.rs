@@ -5,6 +5,11 @@
 //! outside any plugin: the same request authenticated, admitted (prompt counted, rpm, tpm
 //! and budget on the key and its team) and settled, and a ledger row enqueued.
 //!
+//! `languages`: the same calls into a router and a filter written in each language, each
+//! with a fresh instance per request (the default) and in warm mode. Python and
+//! JavaScript plugins are measured when built into `target/polyglot` (see
+//! `tests/bench/README.md`), and skipped with a note otherwise.
+//!
 //! Needs the bundled plugins: `bash scripts/build-plugins.sh` first.
 
 use std::hint::black_box;
@@ -13,16 +18,21 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use switchyard::canonical::{Caller, ChatRequest, ContentPart, Header, Message, Role, Sampling};
-use switchyard::plugins::loader::PluginPolicy;
+use switchyard::plugins::loader::{PluginPolicy, PluginSettings};
 use switchyard::plugins::{LoadedPlugin, Loader, PluginName};
 use switchyard::sandbox::adapter_api::{Deployment, UpstreamResponse};
 use switchyard::sandbox::filter_api::RequestContext;
 use switchyard::sandbox::router_api::{Candidate, CircuitState, DeploymentStats, RouteRequest};
-use switchyard::sandbox::{Sandbox, SandboxSettings};
+use switchyard::sandbox::{Sandbox, SandboxSettings, Warm};
 
 fn plugin(loader: &Loader, name: &str) -> LoadedPlugin {
+    plugin_in(loader, "plugins", name)
+}
+
+fn plugin_in(loader: &Loader, dir: &str, name: &str) -> LoadedPlugin {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/plugins")
+        .join("../target")
+        .join(dir)
         .join(format!("{name}.wasm"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
@@ -106,6 +116,30 @@ fn candidates() -> Vec<Candidate> {
 
 const RESPONSE: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Revenue grew in every region, led by the north-east."},"finish_reason":"stop"}],"usage":{"prompt_tokens":1300,"completion_tokens":12,"total_tokens":1312}}"#;
 
+fn context() -> RequestContext {
+    RequestContext {
+        request_id: "req_1".into(),
+        caller: Caller {
+            key_id: Some("key-1".into()),
+            team: Some("team-a".into()),
+            tags: vec![],
+        },
+        model: "demo".into(),
+    }
+}
+
+fn route_request(caller: &Caller) -> RouteRequest {
+    RouteRequest {
+        model: "demo".into(),
+        estimated_prompt_tokens: 1300,
+        max_tokens: Some(512),
+        stream: false,
+        has_tools: false,
+        caller: caller.clone(),
+        request_seed: 42,
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let sandbox = Sandbox::new(SandboxSettings::default()).expect("sandbox");
     let loader = Loader::new(sandbox, None, PluginPolicy::default());
@@ -127,24 +161,8 @@ fn bench(c: &mut Criterion) {
         }],
         body: RESPONSE.as_bytes().to_vec(),
     };
-    let ctx = RequestContext {
-        request_id: "req_1".into(),
-        caller: Caller {
-            key_id: Some("key-1".into()),
-            team: Some("team-a".into()),
-            tags: vec![],
-        },
-        model: "demo".into(),
-    };
-    let route_req = RouteRequest {
-        model: "demo".into(),
-        estimated_prompt_tokens: 1300,
-        max_tokens: Some(512),
-        stream: false,
-        has_tools: false,
-        caller: ctx.caller.clone(),
-        request_seed: 42,
-    };
+    let ctx = context();
+    let route_req = route_request(&ctx.caller);
     let cands = candidates();
 
     let mut g = c.benchmark_group("plugin");
@@ -197,6 +215,77 @@ fn bench(c: &mut Criterion) {
             black_box(i.on_request(&ctx, &req).expect("no fault").expect("ok"))
         })
     });
+    g.finish();
+}
+
+/// A router and a filter per language: (language, kind, folder under `target/`, name).
+const POLYGLOT: [(&str, &str, &str, &str); 6] = [
+    ("rust", "router", "plugins", "least-latency"),
+    ("rust", "filter", "plugins", "pii-redact"),
+    ("python", "router", "polyglot", "tiered-router"),
+    ("python", "filter", "polyglot", "secrets-filter"),
+    ("js", "router", "polyglot", "sticky-router"),
+    ("js", "filter", "polyglot", "tool-policy"),
+];
+
+fn languages(c: &mut Criterion) {
+    let warm = Warm {
+        pool_size: 4,
+        max_uses: 1000,
+        recycle_memory_bytes: 48 << 20,
+    };
+    let mut policy = PluginPolicy::default();
+    for (_, _, _, name) in POLYGLOT {
+        policy.per_plugin.insert(
+            name.into(),
+            PluginSettings {
+                warm: Some(warm.clone()),
+                ..Default::default()
+            },
+        );
+    }
+    let sandbox = Sandbox::new(SandboxSettings::default()).expect("sandbox");
+    let fresh_loader = Loader::new(sandbox.clone(), None, PluginPolicy::default());
+    let warm_loader = Loader::new(sandbox, None, policy);
+    let req = realistic_request();
+    let ctx = context();
+    let route_req = route_request(&ctx.caller);
+    let cands = candidates();
+
+    let mut g = c.benchmark_group("languages");
+    g.measurement_time(Duration::from_secs(5));
+    for (lang, kind, dir, name) in POLYGLOT {
+        let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target")
+            .join(dir)
+            .join(format!("{name}.wasm"));
+        if !file.exists() {
+            eprintln!(
+                "languages/{lang}: skipped, {} not built (see tests/bench/README.md)",
+                file.display()
+            );
+            continue;
+        }
+        for (mode, loader) in [("fresh", &fresh_loader), ("warm", &warm_loader)] {
+            let p = plugin_in(loader, dir, name);
+            let id = format!("{lang}/{kind}/{mode}");
+            if kind == "router" {
+                g.bench_function(id, |b| {
+                    b.iter(|| {
+                        let mut i = p.router().expect("instance");
+                        black_box(i.route(&route_req, &cands).expect("no fault").expect("ok"))
+                    })
+                });
+            } else {
+                g.bench_function(id, |b| {
+                    b.iter(|| {
+                        let mut i = p.filter().expect("instance");
+                        black_box(i.on_request(&ctx, &req).expect("no fault").expect("ok"))
+                    })
+                });
+            }
+        }
+    }
     g.finish();
 }
 
@@ -259,5 +348,5 @@ fn governance(c: &mut Criterion) {
     ledger.close();
 }
 
-criterion_group!(benches, bench, governance);
+criterion_group!(benches, bench, languages, governance);
 criterion_main!(benches);

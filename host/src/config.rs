@@ -219,7 +219,20 @@ struct RawPlugin {
     #[serde(flatten)]
     limits: RawLimits,
     config: Option<toml::Table>,
+    /// `fresh` (the default) or `warm`.
+    instances: Option<String>,
+    /// Warm mode: idle instances kept.
+    pool_size: Option<u32>,
+    /// Warm mode: requests per instance.
+    max_uses: Option<u32>,
+    /// Warm mode: discard an instance whose memory grew past this.
+    recycle_memory: Option<String>,
 }
+
+/// Warm mode's defaults: enough idle instances for a few cores' worth of concurrent
+/// requests, a bound on how long any state a plugin keeps can live, and room to grow.
+const WARM_POOL_SIZE: u32 = 8;
+const WARM_MAX_USES: u32 = 1000;
 
 /// The validated config.
 #[derive(Debug, Clone)]
@@ -626,6 +639,21 @@ impl Config {
                 }
             }
         }
+        // Idle warm instances hold pool slots: leave at least half of them for requests.
+        let idle: u64 = per_plugin
+            .values()
+            .filter_map(|p: &PluginSettings| p.warm.as_ref())
+            .map(|w| u64::from(w.pool_size))
+            .sum();
+        if idle > u64::from(sandbox.max_instances / 2) {
+            return Err(invalid(
+                "plugins",
+                format!(
+                    "warm pools keep {idle} idle instances, more than half of sandbox.max_instances ({}); lower pool_size",
+                    sandbox.max_instances
+                ),
+            ));
+        }
         let plugins_dir = base.join(plugins_dir);
         // By default the cache sits beside the plugins folder, not inside it: the folder
         // is writable by whoever drops plugins in, the cache must not be.
@@ -979,9 +1007,54 @@ fn plugin_settings(
         .map(|t| serde_json::to_string(&t))
         .transpose()
         .map_err(|e| invalid(format!("{key}.config"), e.to_string()))?;
+    let warm = match raw.instances.as_deref() {
+        None | Some("fresh") => {
+            for (set, name) in [
+                (raw.pool_size.is_some(), "pool_size"),
+                (raw.max_uses.is_some(), "max_uses"),
+                (raw.recycle_memory.is_some(), "recycle_memory"),
+            ] {
+                if set {
+                    return Err(invalid(
+                        format!("{key}.{name}"),
+                        "applies only with instances = \"warm\"",
+                    ));
+                }
+            }
+            None
+        }
+        Some("warm") => {
+            let positive = |name: &str, v: Option<u32>, default: u32| match v {
+                Some(0) => Err(invalid(format!("{key}.{name}"), "must be at least 1")),
+                v => Ok(v.unwrap_or(default)),
+            };
+            let recycle_memory_bytes = match &raw.recycle_memory {
+                Some(v) => size(&format!("{key}.recycle_memory"), v)?,
+                None => limits.memory_bytes / 4 * 3,
+            };
+            if recycle_memory_bytes > limits.memory_bytes {
+                return Err(invalid(
+                    format!("{key}.recycle_memory"),
+                    "is larger than the plugin's memory_limit",
+                ));
+            }
+            Some(crate::sandbox::Warm {
+                pool_size: positive("pool_size", raw.pool_size, WARM_POOL_SIZE)?,
+                max_uses: positive("max_uses", raw.max_uses, WARM_MAX_USES)?,
+                recycle_memory_bytes,
+            })
+        }
+        Some(other) => {
+            return Err(invalid(
+                format!("{key}.instances"),
+                format!("`{other}` is not \"fresh\" or \"warm\""),
+            ));
+        }
+    };
     Ok(PluginSettings {
         limits: changed.then_some(limits),
         config_json,
+        warm,
     })
 }
 
@@ -1087,6 +1160,57 @@ mod tests {
         let cfg: serde_json::Value =
             serde_json::from_str(p.config_json.as_deref().unwrap()).unwrap();
         assert_eq!(cfg["mask"], "[x]");
+    }
+
+    #[test]
+    fn warm_mode_is_opt_in_with_bounded_pools() {
+        let c = parse(
+            r#"
+            [plugins.secrets-filter]
+            instances = "warm"
+            memory_limit = "48MiB"
+            [plugins.tiered-router]
+            instances = "warm"
+            pool_size = 2
+            max_uses = 50
+            recycle_memory = "20MiB"
+            [plugins.pii-redact]
+            instances = "fresh"
+            "#,
+        )
+        .unwrap();
+        let w = c.policy.per_plugin["secrets-filter"].warm.clone().unwrap();
+        assert_eq!(
+            (w.pool_size, w.max_uses, w.recycle_memory_bytes),
+            (8, 1000, 36 << 20),
+            "defaults; the mark is 3/4 of the memory limit"
+        );
+        let w = c.policy.per_plugin["tiered-router"].warm.clone().unwrap();
+        assert_eq!(
+            (w.pool_size, w.max_uses, w.recycle_memory_bytes),
+            (2, 50, 20 << 20)
+        );
+        assert!(c.policy.per_plugin["pii-redact"].warm.is_none());
+
+        for (toml, key) in [
+            ("[plugins.a]\ninstances = \"hot\"", "plugins.a.instances"),
+            ("[plugins.a]\npool_size = 2", "plugins.a.pool_size"),
+            (
+                "[plugins.a]\ninstances = \"warm\"\nmax_uses = 0",
+                "plugins.a.max_uses",
+            ),
+            (
+                "[plugins.a]\ninstances = \"warm\"\nrecycle_memory = \"1GiB\"",
+                "plugins.a.recycle_memory",
+            ),
+            (
+                "[sandbox]\nmax_instances = 10\n[plugins.a]\ninstances = \"warm\"\npool_size = 6",
+                "plugins",
+            ),
+        ] {
+            let e = parse(toml).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{key}:")), "{toml} -> {e}");
+        }
     }
 
     #[test]

@@ -352,6 +352,7 @@ pub struct Metrics {
     unpriced: Family<DeploymentLabels, Counter>,
     plugin_duration: HistogramFamily<PluginLabels>,
     plugin_faults: Family<PluginFaultLabels, Counter>,
+    plugin_instances: Family<PluginLabels, Counter>,
     circuit: Family<DeploymentLabels, Gauge>,
     overhead: AtomicHistogram,
     inflight: Gauge,
@@ -440,6 +441,12 @@ impl Metrics {
             "Plugin calls that faulted, by fault",
             plugin_faults.clone(),
         );
+        let plugin_instances = Family::<PluginLabels, Counter>::default();
+        registry.register(
+            "switchyard_plugin_instances_created",
+            "Plugin instances created: one per request per plugin, fewer in warm mode",
+            plugin_instances.clone(),
+        );
         let circuit = Family::<DeploymentLabels, Gauge>::default();
         registry.register(
             "switchyard_circuit_state",
@@ -499,6 +506,7 @@ impl Metrics {
             unpriced,
             plugin_duration,
             plugin_faults,
+            plugin_instances,
             circuit,
             overhead,
             inflight,
@@ -590,6 +598,10 @@ impl Metrics {
                     kind,
                     fault: fault.label(),
                 })
+            }),
+            instances: self.plugin_instances.get_or_create_owned(&PluginLabels {
+                plugin: plugin.to_owned(),
+                kind,
             }),
         }
     }
@@ -729,6 +741,7 @@ pub struct PluginMetrics {
     duration: AtomicHistogram,
     /// Indexed like [`FaultKind::ALL`].
     faults: [Counter; 5],
+    instances: Counter,
 }
 
 impl PluginMetrics {
@@ -739,6 +752,11 @@ impl PluginMetrics {
 
     pub fn fault(&self, fault: FaultKind) {
         self.faults[fault as usize].inc();
+    }
+
+    /// Counts a new instance (fresh, or a warm pool's new member).
+    pub fn instance_created(&self) {
+        self.instances.inc();
     }
 }
 

@@ -44,6 +44,23 @@ impl Default for Limits {
     }
 }
 
+/// Opt-in reuse of instances across requests (`[plugins.NAME] instances = "warm"`), for
+/// plugins whose runtime is slow to start (a componentize-py component instantiates in
+/// about 1 ms). The trade-off: state a plugin leaves in its globals is visible to later
+/// requests served by the same instance, so only plugins that are trusted not to keep
+/// one caller's data for another should run warm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warm {
+    /// Idle instances kept per plugin; more may run at once, and those are dropped when
+    /// their request ends and the pool is full.
+    pub pool_size: u32,
+    /// Requests one instance serves before it is discarded.
+    pub max_uses: u32,
+    /// An instance whose linear memory has grown past this is discarded after its
+    /// request, so a slow leak is cut off long before the memory cap.
+    pub recycle_memory_bytes: usize,
+}
+
 /// A plugin's fault: the call did not complete, and the instance is never entered again.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum Fault {

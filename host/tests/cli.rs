@@ -667,7 +667,8 @@ fn python_and_javascript_plugins_build_load_and_work_through_the_gateway() {
                 "{keys}{}{}{}\
                  [models.tiered]\ndeployments = [\"large\", \"small\"]\nrouter = \"tiered-router\"\nfilters = [\"secrets-filter\"]\n\
                  [models.sticky]\ndeployments = [\"a\", \"b\", \"c\"]\nrouter = \"sticky-router\"\nfilters = [\"tool-policy\"]\n\
-                 [plugins.tiered-router]\nconfig = {{ small_max_tokens = 100 }}\n\
+                 [plugins.tiered-router]\ninstances = \"warm\"\nconfig = {{ small_max_tokens = 100 }}\n\
+                 [plugins.secrets-filter]\ninstances = \"warm\"\nmax_uses = 2\n\
                  [plugins.tool-policy]\nconfig = {{ teams = {{ research = [\"search\", \"calculator\"] }}, default = [\"calculator\"] }}\n",
                 dep("small", "\"small\"", 0.1),
                 dep("large", "\"large\"", 5.0),
@@ -757,6 +758,13 @@ fn python_and_javascript_plugins_build_load_and_work_through_the_gateway() {
             "no print/console.log line from {plugin} in the log:\n{log}"
         );
     }
+    // Warm mode: the Python filter's instances were reused (max_uses = 2), and each
+    // request's print reached the log when that request ended, not when the instance did.
+    let printed = log
+        .lines()
+        .filter(|l| l.contains("plugin=secrets-filter") && l.contains(": request req_"))
+        .count();
+    assert_eq!(printed, 3, "one line per request through `tiered`:\n{log}");
 }
 
 /// Runs `cmd` in `dir`, failing with its output unless it succeeds.

@@ -14,7 +14,7 @@ use super::cache::ArtifactCache;
 use super::inspect::{InspectError, inspect};
 use super::{CodeSource, Linked, LoadedPlugin, PluginKind, PluginName};
 use crate::sandbox::store::PluginEnv;
-use crate::sandbox::{AdapterPre, FilterPre, Limits, RouterPre, Sandbox};
+use crate::sandbox::{AdapterPre, FilterPre, Limits, RouterPre, Sandbox, Warm};
 
 /// Why a file could not become a plugin. The message is shown in the log and in
 /// `/admin/plugins`.
@@ -34,6 +34,8 @@ pub enum LoadError {
     Link { kind: PluginKind, reason: String },
     #[error("the first instantiation failed: {0}")]
     Smoke(String),
+    #[error("warm mode: {0}")]
+    Warm(String),
 }
 
 /// Limits and settings for plugins, from the gateway config.
@@ -49,6 +51,8 @@ pub struct PluginSettings {
     pub limits: Option<Limits>,
     /// The plugin's own settings as JSON text.
     pub config_json: Option<String>,
+    /// Warm mode; `None` (the default) is a fresh instance per request.
+    pub warm: Option<Warm>,
 }
 
 /// Loads plugins for one engine.
@@ -122,9 +126,10 @@ impl Loader {
         let info = inspect(bytes)?;
         let (kind, wit_version) = info.plugin_kind()?;
         let (component, source) = self.component(bytes, &info.sha256)?;
-        let linked = self.link(kind, &component)?;
         let policy = self.policy.load();
         let settings = policy.per_plugin.get(name.as_str());
+        let warm = settings.and_then(|s| s.warm.as_ref());
+        let linked = self.link(kind, &component, warm)?;
         let env = Arc::new(PluginEnv {
             name: name.to_string(),
             config_json: settings
@@ -152,16 +157,32 @@ impl Loader {
         // The same instance type-checks every call the host will make (see
         // `sandbox::instance::Export`): a mismatch is a link error, found now.
         let smoke = match kind {
-            PluginKind::Adapter => plugin.adapter().map(|mut i| i.check_exports()),
-            PluginKind::Router => plugin.router().map(|mut i| i.check_exports()),
-            PluginKind::Filter => plugin.filter().map(|mut i| i.check_exports()),
+            PluginKind::Adapter => plugin
+                .adapter()
+                .map(|mut i| (i.check_exports(), i.memory_in_use(), i.discard())),
+            PluginKind::Router => plugin
+                .router()
+                .map(|mut i| (i.check_exports(), i.memory_in_use(), i.discard())),
+            PluginKind::Filter => plugin
+                .filter()
+                .map(|mut i| (i.check_exports(), i.memory_in_use(), i.discard())),
         };
-        smoke
-            .map_err(|e| LoadError::Smoke(e.to_string()))?
-            .map_err(|e| LoadError::Link {
-                kind,
-                reason: format!("{e:#}"),
-            })?;
+        let (checked, memory, ()) = smoke.map_err(|e| LoadError::Smoke(e.to_string()))?;
+        checked.map_err(|e| LoadError::Link {
+            kind,
+            reason: format!("{e:#}"),
+        })?;
+        if let Some(w) = warm
+            && memory > w.recycle_memory_bytes
+        {
+            // Every instance would be discarded after one request: warm mode would only
+            // add work. Say so instead of silently running cold.
+            return Err(LoadError::Warm(format!(
+                "an instance starts with {} of linear memory, above its recycle_memory of {}; raise recycle_memory (and memory_limit)",
+                bytesize::ByteSize::b(memory as u64),
+                bytesize::ByteSize::b(w.recycle_memory_bytes as u64)
+            )));
+        }
         Ok(plugin)
     }
 
@@ -204,12 +225,13 @@ impl Loader {
         &self,
         kind: PluginKind,
         c: &wasmtime::component::Component,
+        warm: Option<&Warm>,
     ) -> Result<Linked, LoadError> {
         let s = &self.sandbox;
         let linked = match kind {
-            PluginKind::Adapter => AdapterPre::new(s, c).map(Linked::Adapter),
-            PluginKind::Router => RouterPre::new(s, c).map(Linked::Router),
-            PluginKind::Filter => FilterPre::new(s, c).map(Linked::Filter),
+            PluginKind::Adapter => AdapterPre::new(s, c, warm).map(Linked::Adapter),
+            PluginKind::Router => RouterPre::new(s, c, warm).map(Linked::Router),
+            PluginKind::Filter => FilterPre::new(s, c, warm).map(Linked::Filter),
         };
         linked.map_err(|e| LoadError::Link {
             kind,

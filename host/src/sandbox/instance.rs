@@ -1,5 +1,6 @@
-//! One plugin instance: a fresh `Store` per request, typed calls under a deadline, and
-//! the rule that a faulted instance is never entered again.
+//! One plugin instance: a fresh `Store` per request (or, in opt-in warm mode, one from
+//! a bounded pool), typed calls under a deadline, and the rule that a faulted instance
+//! is never entered again.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use super::store::{PluginEnv, StoreData};
 use super::wit::latest::{
     ADAPTER_EXPORT, FILTER_EXPORT, ROUTER_EXPORT, adapter, filter, router, types,
 };
-use super::{Fault, adapter_api, filter_api, router_api};
+use super::{Fault, Warm, adapter_api, filter_api, router_api};
 
 /// A linked plugin of some world, ready to instantiate (built once per plugin version),
 /// with the export index of each function the host calls, in the order of `names`.
@@ -26,6 +27,15 @@ use super::{Fault, adapter_api, filter_api, router_api};
 struct Linked<const N: usize> {
     pre: InstancePre<StoreData>,
     funcs: [ComponentExportIndex; N],
+    /// Idle instances, in warm mode only.
+    pool: Option<Arc<Pool<N>>>,
+}
+
+/// Warm mode's idle instances. A lock-free bounded queue: taking or returning an
+/// instance is one atomic operation, never a lock shared by requests.
+struct Pool<const N: usize> {
+    idle: crossbeam_queue::ArrayQueue<Guest<N>>,
+    warm: Warm,
 }
 
 impl<const N: usize> Linked<N> {
@@ -35,6 +45,7 @@ impl<const N: usize> Linked<N> {
         typecheck: impl FnOnce(InstancePre<StoreData>) -> wasmtime::Result<()>,
         interface: &str,
         names: [&str; N],
+        warm: Option<&Warm>,
     ) -> wasmtime::Result<Self> {
         let pre = sandbox.linker.instantiate_pre(c)?;
         typecheck(pre.clone())?;
@@ -51,7 +62,87 @@ impl<const N: usize> Linked<N> {
         let funcs = funcs
             .try_into()
             .map_err(|_| wasmtime::format_err!("export list of the wrong length"))?;
-        Ok(Linked { pre, funcs })
+        let pool = warm.map(|w| {
+            Arc::new(Pool {
+                idle: crossbeam_queue::ArrayQueue::new(w.pool_size.max(1) as usize),
+                warm: w.clone(),
+            })
+        });
+        Ok(Linked { pre, funcs, pool })
+    }
+
+    /// An instance for one request: fresh, or in warm mode an idle one if there is one.
+    fn lease(&self, sandbox: &Sandbox, env: &Arc<PluginEnv>) -> Result<Lease<N>, Fault> {
+        let reused = self.pool.as_ref().and_then(|p| p.idle.pop());
+        let guest = match reused {
+            Some(g) => g,
+            None => Guest::new(sandbox, env, self)?,
+        };
+        Ok(Lease {
+            guest: Some(guest),
+            home: self.pool.clone(),
+        })
+    }
+}
+
+/// An instance serving one request. Dropping it ends the request: a fresh instance is
+/// torn down; a warm one goes back to its pool unless it faulted, has served
+/// `max_uses` requests or holds more memory than the recycle mark.
+struct Lease<const N: usize> {
+    /// `Some` until the lease drops.
+    guest: Option<Guest<N>>,
+    home: Option<Arc<Pool<N>>>,
+}
+
+impl<const N: usize> Lease<N> {
+    fn call<E: Export>(&mut self, params: E::Params<'_>) -> Result<E::Results, Fault> {
+        match &mut self.guest {
+            Some(g) => g.call::<E>(params),
+            None => Err(Fault::Poisoned {
+                plugin: String::new(),
+            }),
+        }
+    }
+
+    /// Calls `E`, which opens a plugin-side resource that warm mode must close before the
+    /// instance serves another request.
+    fn open<E: Export<Results = (ResourceAny,)>>(
+        &mut self,
+        params: E::Params<'_>,
+    ) -> Result<StreamHandle, Fault> {
+        let (r,) = self.call::<E>(params)?;
+        if let Some(g) = &mut self.guest
+            && self.home.is_some()
+        {
+            g.open.push(r);
+        }
+        Ok(StreamHandle(r))
+    }
+
+    fn check<E: Export>(&mut self) -> wasmtime::Result<()> {
+        match &mut self.guest {
+            Some(g) => g.check::<E>(),
+            None => Err(wasmtime::format_err!("instance already released")),
+        }
+    }
+
+    /// Bytes of linear memory the instance holds now.
+    fn memory_in_use(&self) -> usize {
+        self.guest
+            .as_ref()
+            .map_or(0, |g| g.store.data().memory_in_use)
+    }
+}
+
+impl<const N: usize> Drop for Lease<N> {
+    fn drop(&mut self) {
+        let (Some(mut guest), Some(pool)) = (self.guest.take(), self.home.take()) else {
+            return;
+        };
+        if guest.recycle(&pool.warm) {
+            // A full pool drops the instance: at most `pool_size` wait idle.
+            let _ = pool.idle.push(guest);
+        }
     }
 }
 
@@ -110,7 +201,11 @@ pub(crate) struct RouterPre(Linked<1>);
 pub(crate) struct FilterPre(Linked<5>);
 
 impl AdapterPre {
-    pub(crate) fn new(sandbox: &Sandbox, c: &Component) -> wasmtime::Result<Self> {
+    pub(crate) fn new(
+        sandbox: &Sandbox,
+        c: &Component,
+        warm: Option<&Warm>,
+    ) -> wasmtime::Result<Self> {
         let check = |pre| adapter::AdapterPluginPre::new(pre).map(drop);
         Linked::new(
             sandbox,
@@ -124,20 +219,29 @@ impl AdapterPre {
                 "[method]stream-decoder.decode",
                 "[method]stream-decoder.finish",
             ],
+            warm,
         )
         .map(AdapterPre)
     }
 }
 
 impl RouterPre {
-    pub(crate) fn new(sandbox: &Sandbox, c: &Component) -> wasmtime::Result<Self> {
+    pub(crate) fn new(
+        sandbox: &Sandbox,
+        c: &Component,
+        warm: Option<&Warm>,
+    ) -> wasmtime::Result<Self> {
         let check = |pre| router::RouterPluginPre::new(pre).map(drop);
-        Linked::new(sandbox, c, check, ROUTER_EXPORT, ["route"]).map(RouterPre)
+        Linked::new(sandbox, c, check, ROUTER_EXPORT, ["route"], warm).map(RouterPre)
     }
 }
 
 impl FilterPre {
-    pub(crate) fn new(sandbox: &Sandbox, c: &Component) -> wasmtime::Result<Self> {
+    pub(crate) fn new(
+        sandbox: &Sandbox,
+        c: &Component,
+        warm: Option<&Warm>,
+    ) -> wasmtime::Result<Self> {
         let check = |pre| filter::FilterPluginPre::new(pre).map(drop);
         Linked::new(
             sandbox,
@@ -151,6 +255,7 @@ impl FilterPre {
                 "[method]stream-filter.on-chunk",
                 "[method]stream-filter.finish",
             ],
+            warm,
         )
         .map(FilterPre)
     }
@@ -162,6 +267,10 @@ struct Guest<const N: usize> {
     instance: Instance,
     funcs: [ComponentExportIndex; N],
     poisoned: bool,
+    /// Requests served, in warm mode.
+    uses: u32,
+    /// Plugin-side resources opened by the current request (warm mode only).
+    open: Vec<ResourceAny>,
 }
 
 impl<const N: usize> Guest<N> {
@@ -171,12 +280,17 @@ impl<const N: usize> Guest<N> {
         // Guests cannot make the host allocate more than this per call.
         store.set_hostcall_fuel(16 << 20);
         store.set_epoch_deadline(deadline_ticks(env));
+        if let Some(m) = env.metrics.as_ref() {
+            m.instance_created();
+        }
         match linked.pre.instantiate(&mut store) {
             Ok(instance) => Ok(Guest {
                 store,
                 instance,
                 funcs: linked.funcs,
                 poisoned: false,
+                uses: 0,
+                open: Vec::new(),
             }),
             Err(e) => {
                 let fault = classify(&store, e);
@@ -215,6 +329,28 @@ impl<const N: usize> Guest<N> {
             }
             fault
         })
+    }
+
+    /// Readies a warm instance for another request; `false` means discard it.
+    fn recycle(&mut self, warm: &Warm) -> bool {
+        self.uses += 1;
+        if self.poisoned
+            || self.uses >= warm.max_uses
+            || self.store.data().memory_in_use > warm.recycle_memory_bytes
+        {
+            return false;
+        }
+        // The request's stream resources run their destructors now, under the deadline,
+        // so that they neither pile up in the table nor outlive their request.
+        for r in std::mem::take(&mut self.open) {
+            let ticks = deadline_ticks(&self.store.data().env);
+            self.store.set_epoch_deadline(ticks);
+            if r.resource_drop(&mut self.store).is_err() {
+                return false;
+            }
+        }
+        self.store.data_mut().end_request();
+        true
     }
 
     /// Type-checks `E` against this instance's component (at load, every build).
@@ -286,8 +422,8 @@ fn classify(store: &Store<StoreData>, e: wasmtime::Error) -> Fault {
     }
 }
 
-/// A fresh adapter instance for one request.
-pub struct AdapterInstance(Guest<5>);
+/// An adapter instance for one request.
+pub struct AdapterInstance(Lease<5>);
 
 impl AdapterInstance {
     pub(crate) fn new(
@@ -295,7 +431,18 @@ impl AdapterInstance {
         env: &Arc<PluginEnv>,
         pre: &AdapterPre,
     ) -> Result<Self, Fault> {
-        Guest::new(sandbox, env, &pre.0).map(AdapterInstance)
+        pre.0.lease(sandbox, env).map(AdapterInstance)
+    }
+
+    /// Drops the instance without returning it to a warm pool (the loader's smoke test
+    /// is not a request).
+    pub(crate) fn discard(mut self) {
+        self.0.home = None;
+    }
+
+    /// Bytes of linear memory the instance holds now.
+    pub fn memory_in_use(&self) -> usize {
+        self.0.memory_in_use()
     }
 
     /// Type-checks every call the host makes (see `Export`).
@@ -335,9 +482,7 @@ impl AdapterInstance {
         status: u16,
         headers: &[types::Header],
     ) -> Result<StreamHandle, Fault> {
-        self.0
-            .call::<OpenDecoder>((deployment, status, headers))
-            .map(|(r,)| StreamHandle(r))
+        self.0.open::<OpenDecoder>((deployment, status, headers))
     }
 
     pub fn decode(
@@ -361,8 +506,8 @@ impl AdapterInstance {
 #[derive(Debug, Clone, Copy)]
 pub struct StreamHandle(ResourceAny);
 
-/// A fresh router instance for one request.
-pub struct RouterInstance(Guest<1>);
+/// A router instance for one request.
+pub struct RouterInstance(Lease<1>);
 
 impl RouterInstance {
     pub(crate) fn new(
@@ -370,7 +515,18 @@ impl RouterInstance {
         env: &Arc<PluginEnv>,
         pre: &RouterPre,
     ) -> Result<Self, Fault> {
-        Guest::new(sandbox, env, &pre.0).map(RouterInstance)
+        pre.0.lease(sandbox, env).map(RouterInstance)
+    }
+
+    /// Drops the instance without returning it to a warm pool (the loader's smoke test
+    /// is not a request).
+    pub(crate) fn discard(mut self) {
+        self.0.home = None;
+    }
+
+    /// Bytes of linear memory the instance holds now.
+    pub fn memory_in_use(&self) -> usize {
+        self.0.memory_in_use()
     }
 
     /// Type-checks every call the host makes (see `Export`).
@@ -387,9 +543,9 @@ impl RouterInstance {
     }
 }
 
-/// A fresh filter instance for one request: `on-request`, `on-response` and the stream
+/// A filter instance for one request: `on-request`, `on-response` and the stream
 /// filter of that request share it.
-pub struct FilterInstance(Guest<5>);
+pub struct FilterInstance(Lease<5>);
 
 impl FilterInstance {
     pub(crate) fn new(
@@ -397,7 +553,18 @@ impl FilterInstance {
         env: &Arc<PluginEnv>,
         pre: &FilterPre,
     ) -> Result<Self, Fault> {
-        Guest::new(sandbox, env, &pre.0).map(FilterInstance)
+        pre.0.lease(sandbox, env).map(FilterInstance)
+    }
+
+    /// Drops the instance without returning it to a warm pool (the loader's smoke test
+    /// is not a request).
+    pub(crate) fn discard(mut self) {
+        self.0.home = None;
+    }
+
+    /// Bytes of linear memory the instance holds now.
+    pub fn memory_in_use(&self) -> usize {
+        self.0.memory_in_use()
     }
 
     /// Type-checks every call the host makes (see `Export`).
@@ -427,9 +594,7 @@ impl FilterInstance {
     }
 
     pub fn open_stream(&mut self, ctx: &filter_api::RequestContext) -> Result<StreamHandle, Fault> {
-        self.0
-            .call::<OpenStreamFilter>((ctx,))
-            .map(|(r,)| StreamHandle(r))
+        self.0.open::<OpenStreamFilter>((ctx,))
     }
 
     pub fn on_chunk(

@@ -37,6 +37,9 @@ pub(crate) struct StoreData {
     /// Set when a memory grow was refused, so the resulting trap is reported as "memory
     /// limit" rather than as a generic trap.
     pub(crate) memory_denied: bool,
+    /// Bytes of linear memory the instance holds (every memory, as grown so far): what
+    /// warm mode compares with its recycle mark.
+    pub(crate) memory_in_use: usize,
     pub(crate) env: Arc<PluginEnv>,
     stdout: Captured,
     stderr: Captured,
@@ -64,12 +67,20 @@ impl StoreData {
             table,
             limits,
             memory_denied: false,
+            memory_in_use: 0,
             env,
             stdout,
             stderr,
             log_lines: 0,
             origin: Instant::now(),
         }
+    }
+
+    /// Readies a warm instance for its next request: its output so far is logged and
+    /// its per-request log budget starts again.
+    pub(crate) fn end_request(&mut self) {
+        self.flush_output();
+        self.log_lines = 0;
     }
 
     /// Logs what the guest wrote to stdout/stderr under the plugin's name.
@@ -116,7 +127,11 @@ impl ResourceLimiter for StoreData {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let r = self.limits.memory_growing(current, desired, maximum);
-        if !matches!(r, Ok(true)) {
+        if matches!(r, Ok(true)) {
+            self.memory_in_use = self
+                .memory_in_use
+                .saturating_add(desired.saturating_sub(current));
+        } else {
             self.memory_denied = true;
         }
         r

@@ -270,3 +270,51 @@ async fn every_request_gets_a_fresh_plugin_instance() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Warm mode through the gateway: requests are served by a reused instance, a fault
+/// retires it, and `/metrics` counts the instances created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_mode_reuses_instances_across_requests_until_a_fault() -> anyhow::Result<()> {
+    let m = mock_upstream().await?;
+    let gw = gateway(&format!(
+        "{}[models.demo]\ndeployments = [\"a\"]\nfilters = [\"hostile\"]\n\
+         [plugins.hostile]\ninstances = \"warm\"\npool_size = 1\n",
+        openai_deployment("a", &base(&m), "mock-echo", "")
+    ))
+    .await?;
+    let seen = |text: &'static str| {
+        let addr = gw.gw.addr;
+        async move {
+            let (status, _, body) =
+                post_json(addr, "/v1/chat/completions", &chat_body("demo", text)).await?;
+            let v: serde_json::Value = serde_json::from_slice(&body)?;
+            anyhow::Ok((
+                status,
+                v["error"]["message"].as_str().unwrap_or("").to_owned(),
+            ))
+        }
+    };
+    for n in 1..=4 {
+        assert_eq!(seen("count").await?, (418, format!("seen={n}")));
+    }
+    let (status, _) = seen("trap").await?;
+    assert_eq!(status, 503, "a filter fault fails closed");
+    assert_eq!(
+        seen("count").await?,
+        (418, "seen=1".into()),
+        "a new instance"
+    );
+    let (_, _, metrics) = switchyard_tests::send(gw.gw.addr, "GET", "/metrics", &[], None).await?;
+    let metrics = String::from_utf8_lossy(&metrics);
+    let created = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("switchyard_plugin_instances_created_total")
+                && l.contains("plugin=\"hostile\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_default();
+    // The load's smoke test, the instance that served five requests, and its successor.
+    assert_eq!(created, "3", "{metrics}");
+    Ok(())
+}
