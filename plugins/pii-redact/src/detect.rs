@@ -1,23 +1,53 @@
-//! Hand-written scanners for the personal data this filter knows, and the redaction that
-//! replaces each find with a `[REDACTED:KIND]` placeholder.
+//! Hand-written scanners for the personal data this filter knows (credentials are in
+//! `secrets`), and the redaction that replaces each find with a `[REDACTED:KIND]`
+//! placeholder or a mask, as the rules say.
 //!
 //! Every pattern is ASCII, so the scanners work on bytes: a match starts and ends on an
 //! ASCII byte, which is always a `char` boundary, and non-ASCII text simply never matches.
 //! Checksums (Luhn for cards, mod-97 for IBANs) keep ordinary numbers from being eaten.
 
 /// A kind of personal data, named in the plugin config by its lowercase name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum Kind {
     Email,
     Card,
     Ssn,
     Iban,
     Phone,
+    /// A provider API key (OpenAI, Anthropic, AWS, GitHub, Google, Stripe, Slack).
+    ApiKey,
+    /// A JSON web token.
+    Jwt,
+    /// A PEM private key block.
+    PrivateKey,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 5] = [Kind::Email, Kind::Card, Kind::Ssn, Kind::Iban, Kind::Phone];
+    pub(crate) const ALL: [Kind; 8] = [
+        Kind::Email,
+        Kind::Card,
+        Kind::Ssn,
+        Kind::Iban,
+        Kind::Phone,
+        Kind::ApiKey,
+        Kind::Jwt,
+        Kind::PrivateKey,
+    ];
+
+    /// The name the config uses.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::Card => "card",
+            Kind::Ssn => "ssn",
+            Kind::Iban => "iban",
+            Kind::Phone => "phone",
+            Kind::ApiKey => "api_key",
+            Kind::Jwt => "jwt",
+            Kind::PrivateKey => "private_key",
+        }
+    }
 
     /// Words for a denial message.
     pub(crate) fn describe(self) -> &'static str {
@@ -27,6 +57,9 @@ impl Kind {
             Kind::Ssn => "US social security number",
             Kind::Iban => "IBAN",
             Kind::Phone => "phone number",
+            Kind::ApiKey => "API key",
+            Kind::Jwt => "JSON web token",
+            Kind::PrivateKey => "private key",
         }
     }
 
@@ -37,6 +70,9 @@ impl Kind {
             Kind::Ssn => "[REDACTED:SSN]",
             Kind::Iban => "[REDACTED:IBAN]",
             Kind::Phone => "[REDACTED:PHONE]",
+            Kind::ApiKey => "[REDACTED:API_KEY]",
+            Kind::Jwt => "[REDACTED:JWT]",
+            Kind::PrivateKey => "[REDACTED:PRIVATE_KEY]",
         }
     }
 
@@ -58,6 +94,11 @@ impl Kinds {
         Kinds(self.0 | kind.bit())
     }
 
+    #[cfg(test)]
+    pub(crate) fn without(self, kind: Kind) -> Kinds {
+        Kinds(self.0 & !kind.bit())
+    }
+
     pub(crate) fn union(self, other: Kinds) -> Kinds {
         Kinds(self.0 | other.0)
     }
@@ -75,6 +116,57 @@ impl Kinds {
     }
 }
 
+/// What happens to a find.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Action {
+    /// Replaced by `[REDACTED:KIND]`.
+    #[default]
+    Redact,
+    /// Partly kept, so a person can still tell which one it was: `j***@example.com`,
+    /// `**** **** **** 1111`, `sk-…wxyz`.
+    Mask,
+    /// A request carrying it is refused; in an answer it is redacted (the answer still
+    /// arrives, the data does not).
+    Deny,
+}
+
+/// Which kinds are looked for and what happens to each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rules {
+    pub kinds: Kinds,
+    actions: [Action; Kind::ALL.len()],
+}
+
+impl Rules {
+    /// `kinds`, each with `action`.
+    pub(crate) fn new(kinds: Kinds, action: Action) -> Rules {
+        Rules {
+            kinds,
+            actions: [action; Kind::ALL.len()],
+        }
+    }
+
+    /// Every kind, redacted.
+    #[cfg(test)]
+    pub(crate) fn all() -> Rules {
+        Rules::new(Kinds::all(), Action::Redact)
+    }
+
+    pub(crate) fn set(&mut self, kind: Kind, action: Action) {
+        self.actions[kind as usize] = action;
+    }
+
+    pub(crate) fn action(&self, kind: Kind) -> Action {
+        self.actions[kind as usize]
+    }
+
+    /// Whether a request carrying `found` is refused.
+    pub(crate) fn denies(&self, found: Kinds) -> bool {
+        found.iter().any(|k| self.action(k) == Action::Deny)
+    }
+}
+
 /// One find: `text[start..end]` is personal data of `kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Span {
@@ -85,22 +177,77 @@ pub(crate) struct Span {
 
 /// `text` with every find of the wanted kinds replaced, and the kinds found; `None` when
 /// there was nothing to redact (so callers can tell "unchanged" without comparing).
-pub(crate) fn redact(text: &str, kinds: Kinds) -> Option<(String, Kinds)> {
-    let spans = find(text, kinds);
-    if spans.is_empty() {
-        return None;
-    }
+pub(crate) fn redact(text: &str, rules: &Rules) -> Option<(String, Kinds)> {
+    let spans = find(text, rules.kinds);
+    (!spans.is_empty()).then(|| apply(text, &spans, rules))
+}
+
+/// `text` with `spans` (in order, not overlapping) replaced as the rules say.
+pub(crate) fn apply(text: &str, spans: &[Span], rules: &Rules) -> (String, Kinds) {
     let mut out = String::with_capacity(text.len());
     let mut found = Kinds::default();
     let mut at = 0;
     for s in spans {
         out.push_str(&text[at..s.start]);
-        out.push_str(s.kind.placeholder());
+        match rules.action(s.kind) {
+            Action::Mask => mask(s.kind, &text[s.start..s.end], &mut out),
+            Action::Redact | Action::Deny => out.push_str(s.kind.placeholder()),
+        }
         found = found.with(s.kind);
         at = s.end;
     }
     out.push_str(&text[at..]);
-    Some((out, found))
+    (out, found)
+}
+
+/// Writes `value`, a find of `kind`, partly hidden: what is kept is what receipts and
+/// dashboards customarily show (an address's domain, a card's or an account's last four,
+/// a key's prefix and last four), never enough to use it. Works on characters, so a
+/// full-width find is masked in its own characters.
+fn mask(kind: Kind, value: &str, out: &mut String) {
+    // Keep the last `keep` letters or digits (and the first `head` ones); star the other
+    // letters and digits; keep separators, which carry no secret.
+    let star = |out: &mut String, head: usize, keep: usize| {
+        let total = value.chars().filter(|c| c.is_alphanumeric()).count();
+        let mut seen = 0;
+        for c in value.chars() {
+            if c.is_alphanumeric() {
+                seen += 1;
+                out.push(if seen <= head || seen > total.saturating_sub(keep) {
+                    c
+                } else {
+                    '*'
+                });
+            } else {
+                out.push(c);
+            }
+        }
+    };
+    match kind {
+        Kind::Email => match value.rfind(['@', '＠']) {
+            Some(at) => {
+                out.extend(value.chars().next());
+                out.push_str("***");
+                out.push_str(&value[at..]);
+            }
+            None => out.push_str(kind.placeholder()),
+        },
+        Kind::Card | Kind::Ssn => star(out, 0, 4),
+        Kind::Iban => star(out, 2, 4),
+        Kind::Phone => star(out, 0, 2),
+        Kind::ApiKey | Kind::Jwt => {
+            let chars: Vec<char> = value.chars().collect();
+            if chars.len() < 16 {
+                out.push_str(kind.placeholder());
+            } else {
+                out.extend(&chars[..3]);
+                out.push('…');
+                out.extend(&chars[chars.len() - 4..]);
+            }
+        }
+        // Nothing of a key block is safe or useful to show.
+        Kind::PrivateKey => out.push_str(kind.placeholder()),
+    }
 }
 
 /// A scanner appends the finds of its kind in a text to a list.
@@ -169,26 +316,33 @@ impl Folded {
 fn find_ascii(text: &str, kinds: Kinds) -> Vec<Span> {
     let b = text.as_bytes();
     let mut spans = Vec::new();
-    let scanners: [(Kind, Scanner); 5] = [
+    let scanners: [(Kind, Scanner); 6] = [
         (Kind::Email, emails),
         (Kind::Card, cards),
         (Kind::Ssn, ssns),
         (Kind::Iban, ibans),
         (Kind::Phone, phones),
+        (Kind::PrivateKey, crate::secrets::private_keys),
     ];
-    // Every kind but e-mail needs a digit, and e-mail needs an `@`: one cheap pass over
-    // the text spares the scanners on ordinary prose, which is most of what filters see.
+    // Every number kind needs a digit, e-mail needs an `@`, a key block `-----`: cheap
+    // passes over the text spare the scanners on ordinary prose, which is most of what
+    // filters see. Keys and tokens are found in one pass over token starts.
     let has_digit = b.iter().any(u8::is_ascii_digit);
     let has_at = b.contains(&b'@');
+    let has_dashes = crate::secrets::find(b, b"-----", 0).is_some();
     for (kind, scan) in scanners {
-        let possible = if kind == Kind::Email {
-            has_at
-        } else {
-            has_digit
+        let possible = match kind {
+            Kind::Email => has_at,
+            Kind::PrivateKey => has_dashes,
+            _ => has_digit,
         };
         if possible && kinds.contains(kind) {
             scan(b, &mut spans);
         }
+    }
+    let (keys, jwts) = (kinds.contains(Kind::ApiKey), kinds.contains(Kind::Jwt));
+    if keys || jwts {
+        crate::secrets::tokens(b, keys, jwts, &mut spans);
     }
     spans.sort_by(|x, y| x.start.cmp(&y.start).then(y.end.cmp(&x.end)));
     let mut kept: Vec<Span> = Vec::with_capacity(spans.len());
@@ -525,7 +679,7 @@ mod tests {
     use super::*;
 
     fn redacted(text: &str) -> String {
-        redact(text, Kinds::all()).map_or_else(|| text.to_owned(), |(t, _)| t)
+        redact(text, &Rules::all()).map_or_else(|| text.to_owned(), |(t, _)| t)
     }
 
     #[test]
@@ -592,18 +746,38 @@ mod tests {
             "+1 555 is too short for a phone number",
             "user@ alone is not an address",
         ] {
-            assert_eq!(redact(text, Kinds::all()), None, "{text}");
+            assert_eq!(redact(text, &Rules::all()), None, "{text}");
         }
     }
 
     #[test]
     fn only_the_wanted_kinds_are_redacted_and_the_found_ones_reported() {
         let text = "jo@example.com paid with 4111 1111 1111 1111";
-        let (out, found) = redact(text, Kinds::default().with(Kind::Email)).expect("an e-mail");
+        let email_only = Rules::new(Kinds::default().with(Kind::Email), Action::Redact);
+        let (out, found) = redact(text, &email_only).expect("an e-mail");
         assert_eq!(out, "[REDACTED:EMAIL] paid with 4111 1111 1111 1111");
         assert!(found.contains(Kind::Email) && !found.contains(Kind::Card));
-        let (_, found) = redact(text, Kinds::all()).expect("both");
+        let (_, found) = redact(text, &Rules::all()).expect("both");
         assert!(found.contains(Kind::Email) && found.contains(Kind::Card));
+    }
+
+    #[test]
+    fn mask_keeps_what_receipts_show_and_deny_kinds_are_reported() {
+        let mut rules = Rules::new(Kinds::all(), Action::Mask);
+        rules.set(Kind::PrivateKey, Action::Deny);
+        let text = "jane.doe@example.com, 4111 1111 1111 1111, 123-45-6789, \
+                    GB82 WEST 1234 5698 7654 32, +1 (415) 555-2671, \
+                    sk-proj-AbCdEf0123456789_AbCdEf0123456789wxyz, ４１１１ １１１１ １１１１ １１１１ \
+                    -----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----";
+        let (out, found) = redact(text, &rules).expect("finds");
+        assert_eq!(
+            out,
+            "j***@example.com, **** **** **** 1111, ***-**-6789, \
+             GB** **** **** **** **54 32, +* (***) ***-**71, sk-…wxyz, \
+             **** **** **** １１１１ [REDACTED:PRIVATE_KEY]"
+        );
+        assert!(rules.denies(found));
+        assert!(!rules.denies(found.without(Kind::PrivateKey)));
     }
 
     #[test]

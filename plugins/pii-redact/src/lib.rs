@@ -1,6 +1,7 @@
 //! The `pii-redact` filter: finds email addresses, payment card numbers, US social
-//! security numbers, IBANs and international phone numbers in prompts and answers, and
-//! replaces them with `[REDACTED:KIND]` (or refuses the request, in `deny` mode).
+//! security numbers, IBANs, international phone numbers, API keys, JSON web tokens and
+//! private keys in prompts and answers, and per kind replaces them with
+//! `[REDACTED:KIND]`, masks them (`**** **** **** 1111`) or refuses the request.
 //!
 //! Scanned: the text of user, system, developer and tool messages on the way in, and the
 //! answer and reasoning text on the way out, streamed or not. Tool-call arguments are
@@ -11,12 +12,13 @@
 
 mod config;
 mod detect;
+mod secrets;
 mod stream;
 
 use switchyard_sdk::filter::*;
 
-use config::{Config, Mode};
-use detect::{Kinds, redact};
+use config::Config;
+use detect::{Kinds, Rules, redact};
 
 /// One request's filter: the config is read on its first call and kept for the rest.
 #[derive(Default)]
@@ -46,13 +48,13 @@ impl Filter for PiiRedact {
                 m.role,
                 Role::User | Role::System | Role::Developer | Role::Tool
             ) {
-                found = found.union(redact_parts(&mut m.content, config.kinds));
+                found = found.union(redact_parts(&mut m.content, &config.rules));
             }
         }
         let verdict = if found.is_empty() {
             RequestVerdict::Allow
-        } else if config.mode == Mode::Deny {
-            RequestVerdict::Deny(denial(found))
+        } else if config.rules.denies(found) {
+            RequestVerdict::Deny(denial(found, &config.rules))
         } else {
             RequestVerdict::Rewrite(request)
         };
@@ -71,9 +73,9 @@ impl Filter for PiiRedact {
         let mut found = Kinds::default();
         for choice in &mut response.choices {
             let m = &mut choice.message;
-            found = found.union(redact_parts(&mut m.content, config.kinds));
+            found = found.union(redact_parts(&mut m.content, &config.rules));
             if let Some(reasoning) = &mut m.reasoning {
-                found = found.union(redact_text(reasoning, config.kinds));
+                found = found.union(redact_text(reasoning, &config.rules));
             }
         }
         Ok(if found.is_empty() {
@@ -85,7 +87,7 @@ impl Filter for PiiRedact {
 
     fn open_stream(&mut self, _ctx: RequestContext) -> Box<dyn StreamFilter> {
         match self.config() {
-            Ok(config) => Box::new(stream::redactor(config.kinds)),
+            Ok(config) => Box::new(stream::redactor(config.rules)),
             Err(err) => Box::new(Broken(err)),
         }
     }
@@ -101,17 +103,17 @@ impl StreamFilter for Broken {
 }
 
 /// Redacts every text part in place; returns the kinds found.
-fn redact_parts(parts: &mut [ContentPart], kinds: Kinds) -> Kinds {
+fn redact_parts(parts: &mut [ContentPart], rules: &Rules) -> Kinds {
     parts
         .iter_mut()
         .fold(Kinds::default(), |found, part| match part {
-            ContentPart::Text(text) => found.union(redact_text(text, kinds)),
+            ContentPart::Text(text) => found.union(redact_text(text, rules)),
             _ => found,
         })
 }
 
-fn redact_text(text: &mut String, kinds: Kinds) -> Kinds {
-    match redact(text, kinds) {
+fn redact_text(text: &mut String, rules: &Rules) -> Kinds {
+    match redact(text, rules) {
         Some((clean, found)) => {
             *text = clean;
             found
@@ -120,15 +122,19 @@ fn redact_text(text: &mut String, kinds: Kinds) -> Kinds {
     }
 }
 
-/// The refusal names the kinds found, never the values: the message is shown to the
-/// client and may be logged.
-fn denial(found: Kinds) -> Denial {
-    let kinds: Vec<&str> = found.iter().map(|k| k.describe()).collect();
+/// The refusal names the kinds that are refused, never the values: the message is shown
+/// to the client and may be logged.
+fn denial(found: Kinds, rules: &Rules) -> Denial {
+    let kinds: Vec<&str> = found
+        .iter()
+        .filter(|k| rules.action(*k) == detect::Action::Deny)
+        .map(|k| k.describe())
+        .collect();
     Denial {
         status: 400,
         code: "pii_detected".into(),
         message: format!(
-            "the request contains personal data ({}); remove it and try again",
+            "the request contains data that may not be sent ({}); remove it and try again",
             kinds.join(", ")
         ),
     }

@@ -1,39 +1,127 @@
 //! Redaction of a streamed response, where one email address or card number can arrive
 //! split over several chunks, through the SDK's hold-back (`switchyard_sdk::filter::hold`):
-//! this module only says how much of the held text is final and redacts what is released.
+//! this module says how much of the held text is final and redacts what is released.
+//!
+//! Two finds can be longer than any hold: a private key block (kilobytes, over many
+//! lines) and a token longer than [`MAX_HOLD`]. Once one is cut by a release, the rest of
+//! it is dropped from the following releases ([`Skip`]), so the stream shows what the
+//! whole text would: one placeholder.
 
-use switchyard_sdk::filter::hold::{HeldStream, TextPolicy};
+use switchyard_sdk::filter::hold::{HeldStream, Slot, TextPolicy};
 
-use crate::detect::{Kinds, redact};
+use crate::detect::{Kind, Rules, apply, find};
+use crate::secrets;
 
 /// The most text held back for one choice. A spaced IBAN is 42 characters and an email
 /// address rarely passes 64; past this bound text is released even mid-token, so a
-/// pathological token (a long base64 blob) cannot stall the stream.
+/// long run without spaces (base64, or Chinese, which has no spaces) cannot stall the
+/// stream.
 const MAX_HOLD: usize = 128;
 
-/// What the stream looks for: the configured kinds.
-pub(crate) struct Pii(Kinds);
+/// The bound when a held token starts like a key or a JWT: the SDK's own bound, so
+/// that a token up to 4 KB is scanned whole. A longer one is released in pieces; if the
+/// first is recognised, the rest is dropped (see [`Skip`]).
+const MAX_SECRET_HOLD: usize = switchyard_sdk::filter::hold::MAX_HOLD;
+
+/// What is left of a find that the last release cut off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Skip {
+    /// Inside a private key block: drop up to its `-----END`.
+    KeyBlock,
+    /// Past `-----END`: drop up to the `-----` that closes that line.
+    KeyEndLine,
+    /// Inside a key or token: drop its remaining token bytes.
+    Token,
+}
+
+/// What the stream looks for, and what is left to drop, per choice and field.
+pub(crate) struct Pii {
+    rules: Rules,
+    skipping: Vec<(Slot, Skip)>,
+}
 
 impl TextPolicy for Pii {
     fn safe_cut(&self, held: &str) -> usize {
         safe_cut(held)
     }
 
-    fn release(&mut self, text: String) -> String {
-        clean(text, self.0)
+    fn release_at(&mut self, at: Slot, text: String) -> String {
+        let skip = self
+            .skipping
+            .iter()
+            .position(|(s, _)| *s == at)
+            .map(|i| self.skipping.swap_remove(i).1);
+        let (out, left) = clean(&text, skip, &self.rules);
+        if let Some(left) = left {
+            self.skipping.push((at, left));
+        }
+        out
     }
 }
 
-/// The stream filter for `kinds`.
-pub(crate) fn redactor(kinds: Kinds) -> HeldStream<Pii> {
-    HeldStream::new(Pii(kinds))
+/// The stream filter for `rules`.
+pub(crate) fn redactor(rules: Rules) -> HeldStream<Pii> {
+    HeldStream::new(Pii {
+        rules,
+        skipping: Vec::new(),
+    })
 }
 
-fn clean(text: String, kinds: Kinds) -> String {
-    match redact(&text, kinds) {
-        Some((redacted, _)) => redacted,
-        None => text,
+/// One release: the rest of a cut-off find dropped first, then the text redacted.
+/// Returns what the client sees, and what is left to drop from the next release.
+fn clean(text: &str, mut skip: Option<Skip>, rules: &Rules) -> (String, Option<Skip>) {
+    let b = text.as_bytes();
+    let mut from = 0;
+    while let Some(s) = skip {
+        let (to, next) = match s {
+            Skip::KeyBlock => match secrets::find(b, b"-----END", from) {
+                Some(at) => (at + 8, Some(Skip::KeyEndLine)),
+                None => return (String::new(), skip),
+            },
+            Skip::KeyEndLine => match secrets::find(b, b"-----", from) {
+                Some(at) => (at + 5, None),
+                None => return (String::new(), skip),
+            },
+            Skip::Token => {
+                let mut to = from;
+                // Token bytes, and dots between them (a JWT's segments).
+                while to < b.len()
+                    && (secrets::is_token(b[to])
+                        || (b[to] == b'.' && b.get(to + 1).is_some_and(|c| secrets::is_token(*c))))
+                {
+                    to += 1;
+                }
+                if to == b.len() {
+                    return (String::new(), skip);
+                }
+                (to, None)
+            }
+        };
+        from = to;
+        skip = next;
     }
+    let text = &text[from..];
+    let tb = text.as_bytes();
+    let spans = find(text, rules.kinds);
+    // A find that touches the end of the release was cut off by the hold's bound (or
+    // the text ends there, and nothing follows to drop).
+    let left = spans
+        .last()
+        .filter(|s| s.end == text.len())
+        .and_then(|s| match s.kind {
+            Kind::PrivateKey => {
+                let closed = secrets::header_end(tb, s.start)
+                    .and_then(|h| secrets::pem_end(tb, h))
+                    .is_some();
+                (!closed).then_some(Skip::KeyBlock)
+            }
+            Kind::ApiKey | Kind::Jwt => Some(Skip::Token),
+            _ => None,
+        });
+    if spans.is_empty() {
+        return (text.to_owned(), left);
+    }
+    (apply(text, &spans, rules).0, left)
 }
 
 /// Bytes of a pattern's spaced groups (card digits, IBAN characters, phone punctuation).
@@ -84,8 +172,25 @@ pub(crate) fn safe_cut(text: &str) -> usize {
             break;
         }
     }
-    if b.len() - cut > MAX_HOLD {
-        cut = b.len() - MAX_HOLD;
+    // A key block's header is several words: hold from `-----BEGIN` until the header
+    // line is complete, so it is never released in pieces the scanner cannot recognise.
+    if let Some(begin) = text.rfind("-----BEGIN")
+        && begin < cut
+        && !text[begin..].contains('\n')
+        && secrets::header_end(b, begin).is_none()
+    {
+        cut = begin;
+    }
+    let limit = if b[cut..]
+        .split(u8::is_ascii_whitespace)
+        .any(secrets::looks_like_secret)
+    {
+        MAX_SECRET_HOLD
+    } else {
+        MAX_HOLD
+    };
+    if b.len() - cut > limit {
+        cut = b.len() - limit;
         while !text.is_char_boundary(cut) {
             cut += 1;
         }
@@ -118,7 +223,7 @@ mod tests {
 
     /// What the client sees of `parts` streamed through the redactor.
     fn streamed(parts: &[&str]) -> String {
-        let mut s = redactor(Kinds::all());
+        let mut s = redactor(Rules::all());
         let mut verdicts: Vec<ChunkVerdict> = parts
             .iter()
             .enumerate()
@@ -140,11 +245,56 @@ mod tests {
     const TEXT: &str = "Mail jo.doe@example.com or call +1 (415) 555-0132; card 4111 1111 1111 \
                         1111, IBAN DE89 3704 0044 0532 0130 00, SSN 123-45-6789. Not a card: \
                         4111 1111 1111 1112. Wide ４１１１ １１１１ １１１１ １１１１, hidden \
-                        ann\u{200B}.lee@exa\u{200D}mple.org, lower gb82 west 1234 5698 7654 32.";
+                        ann\u{200B}.lee@exa\u{200D}mple.org, lower gb82 west 1234 5698 7654 32, \
+                        key sk-ant-api03-AbCdEf0123456789AbCdEf0123456789-xyzAA and \
+                        ghp_0123456789abcdefghijABCDEFGHIJ012345; a task-force is no key.";
+
+    /// Finds longer than the general hold: a 2 KB JWT, a private key block over many
+    /// lines, and keys beside ordinary words.
+    fn long_text() -> String {
+        let line = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj";
+        let body = vec![line; 24].join("\n");
+        let payload =
+            "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiYWRtaW4iOnRydWV9".repeat(30);
+        format!(
+            "Use sk-proj-AbCdEf0123456789_AbCdEf0123456789wxyz or AKIAIOSFODNN7EXAMPLE. \
+             Block:\n-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\n\
+             then eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{payload}.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U. \
+             Half -----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY"
+        )
+    }
+
+    #[test]
+    fn long_secrets_stream_like_one_shot_for_every_split() {
+        let text = long_text();
+        let whole = clean(&text, None, &Rules::all()).0;
+        assert_eq!(
+            whole,
+            "Use [REDACTED:API_KEY] or [REDACTED:API_KEY]. Block:\n[REDACTED:PRIVATE_KEY]\n\
+             then [REDACTED:JWT]. Half [REDACTED:PRIVATE_KEY]"
+        );
+        let cuts: Vec<usize> = (1..text.len()).step_by(7).collect();
+        for &cut in &cuts {
+            assert_eq!(
+                streamed(&[&text[..cut], &text[cut..]]),
+                whole,
+                "split at {cut}"
+            );
+        }
+        // Many small chunks, as a model streams: every token of the key arrives alone.
+        for size in [1, 3, 16, 100] {
+            let parts: Vec<&str> = text
+                .as_bytes()
+                .chunks(size)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            assert_eq!(streamed(&parts), whole, "chunks of {size}");
+        }
+    }
 
     #[test]
     fn streamed_redaction_equals_one_shot_for_every_split() {
-        let whole = clean(TEXT.to_owned(), Kinds::all());
+        let whole = clean(TEXT, None, &Rules::all()).0;
         assert!(whole.contains("[REDACTED:EMAIL]") && whole.contains("4111 1111 1111 1112"));
         assert!(
             !whole.contains('１') && !whole.contains("ann") && !whole.contains("west"),

@@ -48,12 +48,34 @@ pub trait TextPolicy: 'static {
     fn release(&mut self, text: String) -> String {
         text
     }
+
+    /// [`TextPolicy::release`] for a policy that keeps state between releases (one that
+    /// is inside a multi-line match, say): `at` says which choice and field the text
+    /// continues, since those are released independently.
+    fn release_at(&mut self, at: Slot, text: String) -> String {
+        let _ = at;
+        self.release(text)
+    }
+}
+
+/// One held text: a choice's answer or its reasoning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub index: u32,
+    pub reasoning: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Field {
     Content,
     Reasoning,
+}
+
+fn slot_of(index: u32, field: Field) -> Slot {
+    Slot {
+        index,
+        reasoning: field == Field::Reasoning,
+    }
 }
 
 struct Held {
@@ -113,7 +135,7 @@ impl<P: TextPolicy> HeldStream<P> {
             cut += 1;
         }
         let ready: String = buf.drain(..cut).collect();
-        Ok(self.policy.release(ready))
+        Ok(self.policy.release_at(slot_of(index, field), ready))
     }
 
     /// Everything held for `index` (or for every choice), inspected and released, as
@@ -131,7 +153,7 @@ impl<P: TextPolicy> HeldStream<P> {
                 continue;
             }
             self.policy.inspect(&h.text, true)?;
-            let text = self.policy.release(h.text);
+            let text = self.policy.release_at(slot_of(h.index, h.field), h.text);
             let pos = match deltas.iter().position(|d| d.index == h.index) {
                 Some(pos) => pos,
                 None => {

@@ -205,6 +205,52 @@ async fn pii_is_redacted_before_it_reaches_the_upstream() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Per-kind actions through the gateway: a card is masked, an API key redacted, and a
+/// private key refuses the request before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pii_actions_mask_redact_or_deny_per_kind() -> anyhow::Result<()> {
+    let m = mock_upstream().await?;
+    let gw = bundled_gateway(&format!(
+        "{}[models.demo]\ndeployments = [\"primary\"]\nfilters = [\"pii-redact\"]\n\
+         [plugins.pii-redact]\nconfig = {{ actions = {{ card = \"mask\", private_key = \"deny\" }} }}\n",
+        openai_deployment("primary", &format!("http://{}/v1", m.addr), "mock-echo", "")
+    ))
+    .await?;
+    let (status, _, body) = post_json(
+        gw.gw.addr,
+        "/v1/chat/completions",
+        &terse_chat(
+            "demo",
+            "card 4111 1111 1111 1111 key sk-proj-AbCdEf0123456789_AbCdEf0123456789wxyz",
+        ),
+    )
+    .await?;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let sent = String::from_utf8_lossy(&m.requests()[0].body).into_owned();
+    assert!(
+        sent.contains("card **** **** **** 1111 key [REDACTED:API_KEY]"),
+        "{sent}"
+    );
+    let (status, _, body) = post_json(
+        gw.gw.addr,
+        "/v1/chat/completions",
+        &terse_chat(
+            "demo",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
+        ),
+    )
+    .await?;
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["code"], "pii_detected");
+    assert_eq!(
+        v["error"]["message"],
+        "the request contains data that may not be sent (private key); remove it and try again"
+    );
+    assert_eq!(m.requests().len(), 1, "nothing more was sent upstream");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn router_shadow_deployment_gets_a_copy_but_never_answers() -> anyhow::Result<()> {
     let m = mock_upstream().await?;
