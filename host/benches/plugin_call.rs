@@ -215,6 +215,22 @@ fn bench(c: &mut Criterion) {
             black_box(i.on_request(&ctx, &req).expect("no fault").expect("ok"))
         })
     });
+    // Every bundled filter, instantiate + on_request + drop, default config.
+    for name in [
+        "pii-redact",
+        "prompt-guard",
+        "deny-list",
+        "limits",
+        "residency",
+    ] {
+        let filter = plugin(&loader, name);
+        g.bench_function(format!("filter/{name}"), |b| {
+            b.iter(|| {
+                let mut i = filter.filter().expect("instance");
+                black_box(i.on_request(&ctx, &req).expect("no fault").expect("ok"))
+            })
+        });
+    }
     g.finish();
 }
 
