@@ -142,7 +142,19 @@ fn route_request(caller: &Caller) -> RouteRequest {
 
 fn bench(c: &mut Criterion) {
     let sandbox = Sandbox::new(SandboxSettings::default()).expect("sandbox");
-    let loader = Loader::new(sandbox, None, PluginPolicy::default());
+    let mut policy = PluginPolicy::default();
+    // `split` has no default: a 50/50 split with a 10% shadow over the bench candidates.
+    policy.per_plugin.insert(
+        "split".into(),
+        PluginSettings {
+            config_json: Some(
+                r#"{"split": {"deployment-0": 50, "deployment-1": 50}, "shadow": "deployment-3", "shadow_percent": 10}"#
+                    .into(),
+            ),
+            ..Default::default()
+        },
+    );
+    let loader = Loader::new(sandbox, None, policy);
     let adapter = plugin(&loader, "openai");
     let router = plugin(&loader, "balanced");
     let filter = plugin(&loader, "pii-redact");
@@ -200,6 +212,7 @@ fn bench(c: &mut Criterion) {
         "least-latency",
         "least-busy",
         "lowest-cost",
+        "split",
     ] {
         let router = plugin(&loader, name);
         g.bench_function(format!("router/{name}"), |b| {

@@ -160,6 +160,61 @@ impl Tally {
     }
 }
 
+/// Where a router's shadow calls are written: the ledger, with the caller's key and team
+/// (a shadow row is never billed; it sits beside the primary's row for comparison).
+#[derive(Clone)]
+pub struct ShadowLedger {
+    pub ledger: Arc<Ledger>,
+    pub key: Option<Arc<KeyEntry>>,
+}
+
+/// How a shadow call ended.
+pub enum ShadowOutcome {
+    Answered(Option<Counted>),
+    Failed { status: u16, code: &'static str },
+}
+
+impl ShadowLedger {
+    /// Writes the row of one shadow call to `d` that started at `started`.
+    pub fn record(
+        &self,
+        request_id: &str,
+        model: &str,
+        d: &Deployment,
+        started: Instant,
+        outcome: ShadowOutcome,
+    ) {
+        let elapsed = started.elapsed();
+        let (status, error_code, usage) = match outcome {
+            ShadowOutcome::Answered(usage) => (200, None, usage.unwrap_or_default()),
+            ShadowOutcome::Failed { status, code } => {
+                (status, Some(code.to_owned()), Counted::default())
+            }
+        };
+        let cost = Prices::of(d).cost(u64::from(usage.prompt), u64::from(usage.completion));
+        self.ledger.record(LedgerRow {
+            ts_ms: crate::state::now_ms() - elapsed.as_millis() as i64,
+            request_id: request_id.to_owned(),
+            key_name: self.key.as_ref().map(|k| k.name.clone()),
+            team: self.key.as_ref().and_then(|k| k.team.clone()),
+            model: Some(model.to_owned()),
+            deployment: Some(d.name.clone()),
+            tried: vec![d.name.clone()],
+            prompt_tokens: usage.prompt,
+            completion_tokens: usage.completion,
+            cached_tokens: usage.cached,
+            reasoning_tokens: usage.reasoning,
+            tokens_estimated: usage.estimated,
+            cost_micros: cost,
+            latency_us: elapsed.as_micros() as u64,
+            status,
+            error_code,
+            shadow: true,
+            ..LedgerRow::default()
+        });
+    }
+}
+
 impl Drop for Tally {
     fn drop(&mut self) {
         self.close(Ending {

@@ -98,6 +98,10 @@ pub struct LedgerRow {
     pub stream_outcome: Option<StreamOutcome>,
     /// Ignored unless the ledger stores payloads.
     pub payload: Option<Payload>,
+    /// A router's shadow call: a mirrored copy whose answer was discarded. It has the
+    /// primary's `request_id`, is not billed to the caller's budget and is left out of
+    /// usage reports; it is there to compare deployments.
+    pub shadow: bool,
 }
 
 /// Where the ledger writes and what it keeps.

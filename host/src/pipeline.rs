@@ -59,6 +59,8 @@ pub struct RequestCtx {
     /// Keep the request as the filters left it (`[ledger] store_payloads`).
     pub keep_filtered: bool,
     pub filtered: Option<ChatRequest>,
+    /// Where shadow calls are recorded (`None`: not recorded, e.g. in tests).
+    pub shadow_ledger: Option<crate::accounting::ShadowLedger>,
 }
 
 impl RequestCtx {
@@ -89,6 +91,7 @@ impl RequestCtx {
             notes: Vec::new(),
             keep_filtered: false,
             filtered: None,
+            shadow_ledger: None,
         }
     }
 

@@ -72,6 +72,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX audit_ts ON audit (ts_ms);",
     // v2: caller tags on stored keys (`keys create --tags`).
     "ALTER TABLE keys ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';",
+    // v3: rows of a router's shadow calls, beside their primary's.
+    "ALTER TABLE requests ADD COLUMN shadow INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.

@@ -129,7 +129,7 @@ fn group_from(group: String, r: &rusqlite::Row<'_>) -> rusqlite::Result<UsageGro
 /// Usage of the requests started at or after `since_ms`, grouped `by`.
 pub fn usage(conn: &Connection, since_ms: i64, by: GroupBy) -> Result<UsageReport, StateError> {
     let sql = format!(
-        "SELECT {col}, {SUMS} FROM requests WHERE ts_ms >= ?1 GROUP BY 1",
+        "SELECT {col}, {SUMS} FROM requests WHERE ts_ms >= ?1 AND shadow = 0 GROUP BY 1",
         col = by.column()
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -145,7 +145,7 @@ pub fn usage(conn: &Connection, since_ms: i64, by: GroupBy) -> Result<UsageRepor
             .then_with(|| a.group.cmp(&b.group))
     });
     let total = conn.query_row(
-        &format!("SELECT NULL, {SUMS} FROM requests WHERE ts_ms >= ?1"),
+        &format!("SELECT NULL, {SUMS} FROM requests WHERE ts_ms >= ?1 AND shadow = 0"),
         [since_ms],
         |r| group_from(TOTAL.to_owned(), r),
     )?;
@@ -193,7 +193,9 @@ pub fn spend_since(
     since_ms: i64,
 ) -> Result<i64, StateError> {
     // One fixed statement per case, so each can use its index.
-    const SUM: &str = "SELECT COALESCE(SUM(cost_micros), 0) FROM requests WHERE ts_ms >= ?1";
+    // Shadow calls are the operator's experiment, not the caller's spend.
+    const SUM: &str =
+        "SELECT COALESCE(SUM(cost_micros), 0) FROM requests WHERE ts_ms >= ?1 AND shadow = 0";
     let spent = match (key, team) {
         (Some(key), Some(team)) => conn.query_row(
             &format!("{SUM} AND key_name = ?2 AND team = ?3"),

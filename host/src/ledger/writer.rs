@@ -22,9 +22,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const INSERT_REQUEST: &str = "INSERT INTO requests (ts_ms, request_id, key_name, team, model,
     deployment, tried, plugins, stream, prompt_tokens, completion_tokens, cached_tokens,
     reasoning_tokens, tokens_estimated, cost_micros, latency_us, ttft_us, status, error_code,
-    stream_outcome)
+    stream_outcome, shadow)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-    ?19, ?20)";
+    ?19, ?20, ?21)";
 const INSERT_PAYLOAD: &str =
     "INSERT OR REPLACE INTO payloads (request_id, ts_ms, request, response)
     VALUES (?1, ?2, ?3, ?4)";
@@ -224,6 +224,7 @@ fn insert_request(
         row.status,
         row.error_code,
         row.stream_outcome.map(|o| o.as_str()),
+        row.shadow,
     ])?;
     Ok(())
 }

@@ -331,20 +331,36 @@ pub(super) async fn first_success(
 /// router's shadow deployment: to evaluate a deployment on real traffic). Its outcome
 /// still feeds that deployment's statistics.
 pub(super) fn mirror(ctx: &RequestCtx, d: Arc<Deployment>, req: &ChatRequest) {
+    use crate::accounting::ShadowOutcome;
     let mut shadow = ctx.fork();
+    let ledger = ctx.shadow_ledger.clone();
+    let model = ctx.model.name.clone();
     let mut req = req.clone();
     req.stream = false;
     tokio::spawn(async move {
+        let started = Instant::now();
+        let request_id = shadow.request_id.clone();
+        let failed = |f: &dyn std::fmt::Display| {
+            tracing::info!(request_id = %request_id, deployment = %d.name, failure = %f, "shadow call failed");
+            ShadowOutcome::Failed {
+                status: 502,
+                code: "upstream_error",
+            }
+        };
         let outcome = match prepare(&shadow, &d, &req) {
             Ok(Attempt::Done(p)) => match attempt_complete(&mut shadow, p).await {
-                Ok(Attempt::Done(_)) => "ok".to_owned(),
-                Ok(Attempt::Next(f)) => f.to_string(),
-                Err(e) => e.to_string(),
+                Ok(Attempt::Done(r)) => ShadowOutcome::Answered(
+                    r.usage.as_ref().map(crate::governance::Counted::reported),
+                ),
+                Ok(Attempt::Next(f)) => failed(&f),
+                Err(e) => failed(&e),
             },
-            Ok(Attempt::Next(f)) => f.to_string(),
-            Err(e) => e.to_string(),
+            Ok(Attempt::Next(f)) => failed(&f),
+            Err(e) => failed(&e),
         };
-        tracing::debug!(request_id = %shadow.request_id, deployment = %d.name, %outcome, "shadow call finished");
+        if let Some(ledger) = ledger {
+            ledger.record(&request_id, &model, &d, started, outcome);
+        }
     });
 }
 

@@ -184,6 +184,7 @@ async fn run(
             }
         }
     }
+    let key_entry = auth.entry.clone();
     let mut ctx = RequestCtx::new(
         request_id.to_owned(),
         auth.caller,
@@ -195,6 +196,10 @@ async fn run(
         started,
     );
     ctx.keep_filtered = ctx.live.config.ledger.store_payloads;
+    ctx.shadow_ledger = Some(crate::accounting::ShadowLedger {
+        ledger: state.ledger.clone(),
+        key: key_entry,
+    });
     let prompt_tokens = tally.admission().and_then(|a| a.prompt_tokens);
     let counting = Counting {
         body: body.clone(),

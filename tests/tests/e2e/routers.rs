@@ -209,3 +209,63 @@ async fn least_busy_sends_around_a_deployment_holding_calls() -> anyhow::Result<
     assert_eq!(status, 200);
     Ok(())
 }
+
+/// `split`: 2,000 requests hashed by request land 70/30 within three points; the shadow
+/// gets a mirrored copy of about half of them, never answers, and each copy has its own
+/// ledger row (`shadow = 1`, the primary's request id, its own latency and cost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_holds_its_percentages_and_the_shadow_is_recorded_but_never_answers()
+-> anyhow::Result<()> {
+    let m = mock_upstream().await?;
+    let gw = gateway(
+        &m,
+        "split",
+        "{ split = { a = 70, b = 30 }, hash_by = \"request\", shadow = \"mirror\", shadow_percent = 50 }",
+        &[
+            ("a", ""),
+            ("b", ""),
+            ("mirror", "input_price = 1.0\noutput_price = 2.0\n"),
+        ],
+    )
+    .await?;
+    let n = 2000;
+    let counts = tally(&gw, n).await?;
+    assert_eq!(
+        counts.get("mirror"),
+        None,
+        "the shadow never answers: {counts:?}"
+    );
+    let a = counts.get("a").copied().unwrap_or(0) as f64 / n as f64;
+    assert!((0.67..=0.73).contains(&a), "a got {a}: {counts:?}");
+
+    // The copies run off the request path; wait for them, then read the ledger.
+    let mirrored = |m: &MockUpstream| {
+        m.requests()
+            .iter()
+            .filter_map(|r| r.body_json())
+            .filter(|v| v["model"] == "model-mirror")
+            .count()
+    };
+    m.wait_until(std::time::Duration::from_secs(20), |m| mirrored(m) >= 900)
+        .await
+        .map_err(|e| anyhow::anyhow!("shadow copies: {e}"))?;
+    // The last copies may still be on their way back.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let copies = mirrored(&m);
+    assert!((900..=1100).contains(&copies), "{copies} of {n} mirrored");
+    gw.gw.state.ledger.flush();
+    let conn = rusqlite::Connection::open(gw.dir.path().join("switchyard.db"))?;
+    let (rows, deployment, cost, primaries): (i64, String, i64, i64) = conn.query_row(
+        "SELECT COUNT(*), MIN(deployment), MIN(cost_micros),
+                (SELECT COUNT(*) FROM requests p WHERE p.shadow = 0
+                   AND p.request_id IN (SELECT request_id FROM requests WHERE shadow = 1))
+         FROM requests WHERE shadow = 1 AND status = 200",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    assert_eq!(rows as usize, copies, "one ledger row per shadow call");
+    assert_eq!(deployment, "mirror");
+    assert!(cost > 0, "the shadow's own prices");
+    assert_eq!(primaries, rows, "each beside its primary's row");
+    Ok(())
+}
