@@ -139,13 +139,14 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write a new router or filter project in Rust, Python or JavaScript, with tests.
+    /// Write a new adapter, router or filter project in Rust, Python or JavaScript, with
+    /// tests.
     New {
         name: String,
         /// rust, python or js.
         #[arg(long, default_value = "rust")]
         lang: String,
-        /// router or filter.
+        /// adapter, router or filter.
         #[arg(long)]
         kind: String,
         /// The folder to create the project in.

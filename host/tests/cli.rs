@@ -780,14 +780,15 @@ fn run_ok(dir: &std::path::Path, cmd: &mut Command) -> String {
 }
 
 /// `plugin new` writes, for each language and kind, a project whose own tests pass and
-/// which `plugin build` turns into a component this host loads.
+/// which `plugin build` turns into a component this host loads; the three adapters then
+/// serve chat through the gateway, streamed and not.
 #[test]
 fn plugin_new_writes_projects_whose_tests_pass_and_that_build_in_every_language() {
     let work = tempfile::tempdir().expect("tempdir");
     let out = work.path().join("plugins");
     let target = work.path().join("target");
     for lang in ["rust", "python", "js"] {
-        for kind in ["router", "filter"] {
+        for kind in ["router", "filter", "adapter"] {
             let name = format!("my-{lang}-{kind}");
             let made = bin()
                 .args([
@@ -832,10 +833,11 @@ fn plugin_new_writes_projects_whose_tests_pass_and_that_build_in_every_language(
                 }
                 _ => run_ok(&dir, Command::new("npm").arg("test")),
             };
+            let n = if kind == "adapter" { 3 } else { 2 };
             assert!(
-                tests.contains("2 passed")
-                    || tests.contains("Ran 2 tests")
-                    || tests.contains("# pass 2"),
+                tests.contains(&format!("{n} passed"))
+                    || tests.contains(&format!("Ran {n} tests"))
+                    || tests.contains(&format!("# pass {n}")),
                 "{lang} {kind}: {tests}"
             );
             let mut build = bin();
@@ -857,6 +859,47 @@ fn plugin_new_writes_projects_whose_tests_pass_and_that_build_in_every_language(
             );
         }
     }
+    // The scaffolded adapters, dropped into a gateway in front of the mock upstream.
+    let langs = ["rust", "python", "js"];
+    let (_dir, _mock, addr, child, _rt) = serve_process_with(
+        |mock| {
+            langs
+                .iter()
+                .map(|l| {
+                    format!(
+                        "[deployments.{l}]\nadapter = \"my-{l}-adapter\"\nbase_url = \"http://{mock}/v1\"\nmodel = \"mock-echo\"\n\
+                         [models.{l}]\ndeployments = [\"{l}\"]\n"
+                    )
+                })
+                .collect()
+        },
+        |dir| {
+            for l in langs {
+                let file = format!("my-{l}-adapter.wasm");
+                std::fs::copy(out.join(&file), dir.join("plugins").join(&file)).expect("copy");
+            }
+        },
+        false,
+    );
+    let mut child = Reaped(child);
+    for l in langs {
+        let body =
+            format!(r#"{{"model":"{l}","messages":[{{"role":"user","content":"hi {l}"}}]}}"#);
+        let r = http_as(&addr, None, "POST", "/v1/chat/completions", &body).expect("http");
+        assert!(
+            r.starts_with("HTTP/1.1 200") && r.contains(&format!("echo: hi {l}")),
+            "{l}: {r}"
+        );
+        let body = format!(
+            r#"{{"model":"{l}","stream":true,"messages":[{{"role":"user","content":"hi {l}"}}]}}"#
+        );
+        let r = http_as(&addr, None, "POST", "/v1/chat/completions", &body).expect("http");
+        assert!(
+            r.starts_with("HTTP/1.1 200") && r.contains("data: [DONE]") && r.contains("echo"),
+            "{l} stream: {r}"
+        );
+    }
+    child.terminate();
     let refused = bin()
         .args([
             "plugin", "new", "x", "--lang", "cobol", "--kind", "router", "--dir",

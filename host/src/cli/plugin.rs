@@ -293,6 +293,10 @@ const RUST_ROUTER: &[Template] = &[
     ("Cargo.toml", include_str!("templates/rust/Cargo.toml")),
     ("src/lib.rs", include_str!("templates/rust/router.rs")),
 ];
+const RUST_ADAPTER: &[Template] = &[
+    ("Cargo.toml", include_str!("templates/rust/Cargo.toml")),
+    ("src/lib.rs", include_str!("templates/rust/adapter.rs")),
+];
 const RUST_FILTER: &[Template] = &[
     ("Cargo.toml", include_str!("templates/rust/Cargo.toml")),
     ("src/lib.rs", include_str!("templates/rust/filter.rs")),
@@ -302,6 +306,17 @@ const PYTHON_ROUTER: &[Template] = &[
     (
         "test_app.py",
         include_str!("templates/python/router_test.py"),
+    ),
+];
+const PYTHON_ADAPTER: &[Template] = &[
+    ("app.py", include_str!("templates/python/adapter.py")),
+    (
+        "adapter.py",
+        include_str!("templates/python/adapter_stream.py"),
+    ),
+    (
+        "test_app.py",
+        include_str!("templates/python/adapter_test.py"),
     ),
 ];
 const PYTHON_FILTER: &[Template] = &[
@@ -330,6 +345,13 @@ const JS_ROUTER: &[Template] = &[
         include_str!("templates/js/router.test.mjs"),
     ),
 ];
+const JS_ADAPTER: &[Template] = &[
+    ("src/plugin.js", include_str!("templates/js/adapter.js")),
+    (
+        "test/plugin.test.mjs",
+        include_str!("templates/js/adapter.test.mjs"),
+    ),
+];
 const JS_FILTER: &[Template] = &[
     ("src/plugin.js", include_str!("templates/js/filter.js")),
     (
@@ -338,9 +360,9 @@ const JS_FILTER: &[Template] = &[
     ),
 ];
 
-/// `switchyard plugin new`: writes a working project for a router or filter in Rust,
-/// Python or JavaScript into `parent/NAME`, with unit tests and a README saying how to
-/// test and build it.
+/// `switchyard plugin new`: writes a working project for an adapter, router or filter in
+/// Rust, Python or JavaScript into `parent/NAME`, with unit tests and a README saying how
+/// to test and build it.
 pub fn new(
     name: &str,
     lang: &str,
@@ -357,10 +379,7 @@ pub fn new(
     let kind = match kind {
         "router" => Kind::Router,
         "filter" => Kind::Filter,
-        "adapter" => bail!(
-            "--kind adapter: the scaffold writes routers and filters; start an adapter from \
-             plugins/openai (Rust), whose SDK helpers do the HTTP and JSON plumbing"
-        ),
+        "adapter" => Kind::Adapter,
         other => bail!("--kind: `{other}` is not router, filter or adapter"),
     };
     let dir = parent.join(name);
@@ -378,10 +397,10 @@ pub fn new(
     };
     let (files, readme): (Vec<Template>, String) = match (lang, kind) {
         ("rust", k) => (
-            if k == Kind::Router {
-                RUST_ROUTER
-            } else {
-                RUST_FILTER
+            match k {
+                Kind::Router => RUST_ROUTER,
+                Kind::Filter => RUST_FILTER,
+                Kind::Adapter => RUST_ADAPTER,
             }
             .to_vec(),
             "Test: `cargo test`\n\nBuild into a gateway's plugins folder:\n\n    \
@@ -390,10 +409,10 @@ pub fn new(
                 .to_owned(),
         ),
         ("python", k) => (
-            if k == Kind::Router {
-                PYTHON_ROUTER
-            } else {
-                PYTHON_FILTER
+            match k {
+                Kind::Router => PYTHON_ROUTER,
+                Kind::Filter => PYTHON_FILTER,
+                Kind::Adapter => PYTHON_ADAPTER,
             }
             .to_vec(),
             format!(
@@ -409,10 +428,10 @@ pub fn new(
         ("js", k) => (
             JS_COMMON
                 .iter()
-                .chain(if k == Kind::Router {
-                    JS_ROUTER
-                } else {
-                    JS_FILTER
+                .chain(match k {
+                    Kind::Router => JS_ROUTER,
+                    Kind::Filter => JS_FILTER,
+                    Kind::Adapter => JS_ADAPTER,
                 })
                 .copied()
                 .collect(),
