@@ -212,6 +212,7 @@ fn bench(c: &mut Criterion) {
         "least-latency",
         "least-busy",
         "lowest-cost",
+        "rules",
         "split",
     ] {
         let router = plugin(&loader, name);

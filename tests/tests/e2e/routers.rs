@@ -269,3 +269,44 @@ async fn split_holds_its_percentages_and_the_shadow_is_recorded_but_never_answer
     assert_eq!(primaries, rows, "each beside its primary's row");
     Ok(())
 }
+
+/// `rules`: a short prompt goes to the `small` tier, a long one (or one with tools) to
+/// the default `large` tier, cheapest first, with the other tier as fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_route_by_prompt_size_and_tools() -> anyhow::Result<()> {
+    let m = mock_upstream().await?;
+    let gw = gateway(
+        &m,
+        "rules",
+        "{ rules = [{ max_prompt_tokens = 50, tools = false, prefer = [\"small\"] }], default = [\"large\"], then = \"cost\" }",
+        &[
+            ("big", "tags = [\"large\"]\ninput_price = 5.0\n"),
+            ("tiny", "tags = [\"small\"]\ninput_price = 0.1\n"),
+        ],
+    )
+    .await?;
+    let ask = |text: String, tools: bool| {
+        let mut body =
+            serde_json::json!({"model": "demo", "messages": [{"role": "user", "content": text}]});
+        if tools {
+            body["tools"] = serde_json::json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+        }
+        let addr = gw.gw.addr;
+        async move {
+            let (status, headers, body) = post_json(addr, "/v1/chat/completions", &body).await?;
+            anyhow::ensure!(
+                status == 200,
+                "{status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            anyhow::Ok(headers["x-switchyard-deployment"].to_str()?.to_owned())
+        }
+    };
+    assert_eq!(ask("hi".into(), false).await?, "tiny");
+    assert_eq!(ask("word ".repeat(400), false).await?, "big");
+    assert_eq!(ask("hi".into(), true).await?, "big");
+    // The preferred tier down: the other serves.
+    m.set_knobs("model-tiny", Some("status-503"));
+    assert_eq!(ask("hi".into(), false).await?, "big");
+    Ok(())
+}
