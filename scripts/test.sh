@@ -51,5 +51,8 @@ cargo test --locked "${native[@]}"
 step "tests"
 cargo test --locked -p switchyard -p switchyard-tests -p switchyard-mock-upstream
 
+step "the example Python and JavaScript plugins' test.json cases through the gateway"
+SWITCHYARD_PLUGIN_CASES_DIR=target/plugin-cases target/pyenv/bin/python tests/python/test_plugin_cases.py
+
 echo
 echo "all checks passed"

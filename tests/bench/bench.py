@@ -51,7 +51,7 @@ UPSTREAM_KEY = "sk-bench-upstream"
 ADMIN_KEY = "sk-bench-admin"
 
 SYSTEMS = ["direct", "nginx-proxy", "switchyard-before", "switchyard-full", "switchyard-governed",
-           "switchyard-adapter", "litellm", "portkey"]
+           "switchyard-library", "switchyard-adapter", "litellm", "portkey"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -335,7 +335,8 @@ class Target:
 
 
 def switchyard_config(kind, upstream):
-    """`kind` is "full" (filter + router + adapter), "governed" (the full chain with a
+    """`kind` is "full" (filter + router + adapter), "library" (the same with the
+    `least-latency` router), "governed" (the full chain with a
     named key in a team, rpm/tpm limits and a budget on both, so every request is
     counted, rate-limited, reserved and settled) or "adapter" (adapter only); `upstream`
     is "nginx" or "mock". Every kind writes the ledger and keeps metrics."""
@@ -399,9 +400,10 @@ def switchyard_config(kind, upstream):
 
     def model_section(name, deps):
         lines.append(f"[models.{name}]")
-        if kind in ("full", "governed", "before"):
+        if kind in ("full", "governed", "before", "library"):
             lines.append(f"deployments = {json.dumps(deps)}")
-            lines.append('router = "balanced"')
+            # `library`: the same chain with the plugin library's `least-latency` router.
+            lines.append(f'router = "{"least-latency" if kind == "library" else "balanced"}"')
             lines.append('filters = ["pii-redact"]')
         else:
             lines.append(f"deployments = {json.dumps(deps[:1])}")
