@@ -324,17 +324,15 @@ fn find_ascii(text: &str, kinds: Kinds) -> Vec<Span> {
         (Kind::Phone, phones),
         (Kind::PrivateKey, crate::secrets::private_keys),
     ];
-    // Every number kind needs a digit, e-mail needs an `@`, a key block `-----`: cheap
-    // passes over the text spare the scanners on ordinary prose, which is most of what
-    // filters see. Keys and tokens are found in one pass over token starts.
-    let has_digit = b.iter().any(u8::is_ascii_digit);
-    let has_at = b.contains(&b'@');
-    let has_dashes = crate::secrets::find(b, b"-----", 0).is_some();
+    // Every number kind needs a digit, e-mail needs an `@`, a key block a `-`, and a key
+    // or token starts with one of a few two-letter prefixes: one pass over the text finds
+    // out, and spares the scanners on ordinary prose, which is most of what filters see.
+    let survey = crate::secrets::Survey::of(b);
     for (kind, scan) in scanners {
         let possible = match kind {
-            Kind::Email => has_at,
-            Kind::PrivateKey => has_dashes,
-            _ => has_digit,
+            Kind::Email => survey.has_at,
+            Kind::PrivateKey => survey.has_dash,
+            _ => survey.has_digit,
         };
         if possible && kinds.contains(kind) {
             scan(b, &mut spans);
@@ -342,7 +340,7 @@ fn find_ascii(text: &str, kinds: Kinds) -> Vec<Span> {
     }
     let (keys, jwts) = (kinds.contains(Kind::ApiKey), kinds.contains(Kind::Jwt));
     if keys || jwts {
-        crate::secrets::tokens(b, keys, jwts, &mut spans);
+        crate::secrets::tokens(b, &survey.token_starts, keys, jwts, &mut spans);
     }
     spans.sort_by(|x, y| x.start.cmp(&y.start).then(y.end.cmp(&x.end)));
     let mut kept: Vec<Span> = Vec::with_capacity(spans.len());

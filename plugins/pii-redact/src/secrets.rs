@@ -78,32 +78,110 @@ pub(crate) fn looks_like_secret(token: &[u8]) -> bool {
     token.starts_with(b"eyJ") || KEYS.iter().any(|k| token.starts_with(k.prefix))
 }
 
-/// API keys and JSON web tokens.
-pub(crate) fn tokens(b: &[u8], keys: bool, jwts: bool, out: &mut Vec<Span>) {
-    let mut i = 0;
-    while i < b.len() {
-        // Only where a token starts; `.` too, so the middle of a JWT is not a start.
-        if i > 0 && (is_token(b[i - 1]) || b[i - 1] == b'.') {
-            i += 1;
-            continue;
+/// What one pass over a text found out: which scanners can have anything to find, and
+/// where a key or token may start.
+pub(crate) struct Survey {
+    pub has_digit: bool,
+    pub has_at: bool,
+    pub has_dash: bool,
+    /// Token starts whose first two bytes begin a known prefix (`sk`, `AK`, `ey`, ...).
+    pub token_starts: Vec<usize>,
+}
+
+const DIGIT: u8 = 1;
+const AT: u8 = 2;
+const DASH: u8 = 4;
+/// A byte of a token ([`is_token`]).
+const TOKEN: u8 = 8;
+/// A byte that continues a token without being one (`.` between a JWT's segments).
+const DOT: u8 = 16;
+/// A byte some prefix starts with.
+const FIRST: u8 = 32;
+
+/// Each byte's classes, so the survey is one table lookup per byte.
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let mut k = 0;
+        if b.is_ascii_digit() {
+            k |= DIGIT;
         }
-        let found = match b[i] {
-            b'e' if jwts => jwt_end(b, i).map(|end| (end, Kind::Jwt)),
-            b's' | b'r' | b'A' | b'g' | b'x' if keys => {
-                key_end(b, i).map(|end| (end, Kind::ApiKey))
+        if b == b'@' {
+            k |= AT;
+        }
+        if b == b'-' {
+            k |= DASH;
+        }
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            k |= TOKEN;
+        }
+        if b == b'.' {
+            k |= DOT;
+        }
+        if matches!(b, b'e' | b's' | b'r' | b'A' | b'g' | b'x') {
+            k |= FIRST;
+        }
+        t[c] = k;
+        c += 1;
+    }
+    t
+};
+
+impl Survey {
+    pub(crate) fn of(b: &[u8]) -> Survey {
+        let mut seen = 0u8;
+        let mut token_starts = Vec::new();
+        for (i, &c) in b.iter().enumerate() {
+            let class = CLASS[c as usize];
+            seen |= class;
+            // Rarely taken: a prefix's first letter, then its second, then not inside a
+            // token (after a token byte or a JWT's dot no token starts).
+            if class & FIRST != 0
+                && prefix_pair(c, b.get(i + 1).copied())
+                && (i == 0 || CLASS[b[i - 1] as usize] & (TOKEN | DOT) == 0)
+            {
+                token_starts.push(i);
             }
-            _ => None,
+        }
+        Survey {
+            has_digit: seen & DIGIT != 0,
+            has_at: seen & AT != 0,
+            has_dash: seen & DASH != 0,
+            token_starts,
+        }
+    }
+}
+
+/// Whether two bytes begin one of the known prefixes.
+fn prefix_pair(a: u8, b: Option<u8>) -> bool {
+    matches!(
+        (a, b),
+        (b'e', Some(b'y'))
+            | (b's' | b'r', Some(b'k'))
+            | (b'A', Some(b'K' | b'S' | b'I'))
+            | (b'g', Some(b'h' | b'i'))
+            | (b'x', Some(b'o' | b'a'))
+    )
+}
+
+/// API keys and JSON web tokens starting at `starts` (from [`Survey`]).
+pub(crate) fn tokens(b: &[u8], starts: &[usize], keys: bool, jwts: bool, out: &mut Vec<Span>) {
+    for &i in starts {
+        let found = if b[i] == b'e' {
+            jwts.then(|| jwt_end(b, i).map(|end| (end, Kind::Jwt)))
+                .flatten()
+        } else {
+            keys.then(|| key_end(b, i).map(|end| (end, Kind::ApiKey)))
+                .flatten()
         };
-        match found {
-            Some((end, kind)) => {
-                out.push(Span {
-                    start: i,
-                    end,
-                    kind,
-                });
-                i = end;
-            }
-            None => i += 1,
+        if let Some((end, kind)) = found {
+            out.push(Span {
+                start: i,
+                end,
+                kind,
+            });
         }
     }
 }
@@ -222,7 +300,7 @@ mod tests {
     fn kinds(text: &str) -> Vec<(Kind, &str)> {
         let b = text.as_bytes();
         let mut out = Vec::new();
-        tokens(b, true, true, &mut out);
+        tokens(b, &Survey::of(b).token_starts, true, true, &mut out);
         private_keys(b, &mut out);
         out.iter()
             .map(|s| (s.kind, &text[s.start..s.end]))

@@ -9,6 +9,10 @@
 //! lower-cased words express directly and run in microseconds, with nothing to compile
 //! per request in a fresh instance.
 
+use std::hash::Hasher;
+
+use rustc_hash::FxHashMap;
+
 /// One signal: its name (for the log), its weight, and the test.
 pub(crate) struct Signal {
     pub name: &'static str,
@@ -16,15 +20,23 @@ pub(crate) struct Signal {
     test: fn(&Text) -> bool,
 }
 
-/// A text as the signals read it.
+/// A text as the signals read it: lower-cased once, split into words once, with an
+/// index from each word to where it occurs, so that each of the ~250 phrases costs a
+/// hash lookup rather than a scan of the text.
 pub(crate) struct Text {
-    /// Lower-cased, invisible characters removed, runs of whitespace as one space.
+    /// Lower-cased, invisible characters removed, runs of whitespace as one space,
+    /// typographic apostrophes as `'`.
     lower: String,
-    /// `lower`'s words (letters, digits, apostrophes), padded with spaces on both sides
-    /// and joined by single spaces, so ` word ` finds whole words.
-    words: String,
-    /// The words, for gap matching.
-    list: Vec<String>,
+    /// Each word's byte span in `lower` (letters, digits, apostrophes).
+    spans: Vec<(u32, u32)>,
+    /// The first occurrence of each word, by hash; `next` chains the later ones.
+    heads: FxHashMap<u64, u32>,
+    /// For each word, the next occurrence of a word with the same hash (`u32::MAX`:
+    /// none).
+    next: Vec<u32>,
+    /// Which ASCII bytes occur in `lower` (bit per byte), so a needle with a byte the
+    /// text lacks is ruled out without a search; bit 127 stands for any non-ASCII.
+    bytes: u128,
     /// Whether `DAN` appears as a word in capitals (the jailbreak's name; `Dan` is a
     /// person).
     dan: bool,
@@ -36,50 +48,126 @@ const INVISIBLE: [char; 7] = [
     '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{00AD}', '\u{180E}',
 ];
 
+const NONE: u32 = u32::MAX;
+
+fn hash(word: &str) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(word.as_bytes());
+    h.finish()
+}
+
+fn byte_bit(b: u8) -> u128 {
+    1u128 << b.min(127)
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '\''
+}
+
 impl Text {
     pub(crate) fn new(text: &str) -> Text {
         let mut lower = String::with_capacity(text.len());
         let mut space = true;
-        for c in text.chars().filter(|c| !INVISIBLE.contains(c)) {
+        let mut push = |lower: &mut String, c: char| {
             if c.is_whitespace() {
                 if !space {
                     lower.push(' ');
                 }
                 space = true;
             } else {
-                lower.extend(c.to_lowercase());
                 space = false;
+                lower.push(c);
+            }
+        };
+        if text.is_ascii() {
+            for b in text.bytes() {
+                push(&mut lower, char::from(b.to_ascii_lowercase()));
+            }
+        } else {
+            for c in text.chars().filter(|c| !INVISIBLE.contains(c)) {
+                if c == '’' {
+                    push(&mut lower, '\'');
+                } else {
+                    for l in c.to_lowercase() {
+                        push(&mut lower, l);
+                    }
+                }
             }
         }
-        let list: Vec<String> = lower
-            .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
-            .filter(|w| !w.is_empty())
-            .map(|w| w.replace('’', "'"))
-            .collect();
-        let mut words = String::with_capacity(lower.len() + 2);
-        words.push(' ');
-        for w in &list {
-            words.push_str(w);
-            words.push(' ');
+        let mut bytes = 0u128;
+        for b in lower.bytes() {
+            bytes |= byte_bit(b);
         }
-        let dan = text
-            .split(|c: char| !c.is_alphanumeric())
-            .any(|w| w == "DAN");
+        let mut spans = Vec::new();
+        let mut start = None;
+        for (i, c) in lower.char_indices() {
+            match (is_word_char(c), start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    spans.push((s as u32, i as u32));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            spans.push((s as u32, lower.len() as u32));
+        }
+        let mut heads = FxHashMap::with_capacity_and_hasher(spans.len(), Default::default());
+        let mut next = vec![NONE; spans.len()];
+        // Walked backwards, so that each chain runs in text order.
+        for (i, &(a, b)) in spans.iter().enumerate().rev() {
+            let h = hash(&lower[a as usize..b as usize]);
+            if let Some(old) = heads.insert(h, i as u32) {
+                next[i] = old;
+            }
+        }
+        let dan = text.match_indices("DAN").any(|(i, _)| {
+            let before = text[..i].chars().next_back();
+            let after = text[i + 3..].chars().next();
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+        });
         Text {
             lower,
-            words,
-            list,
+            spans,
+            heads,
+            next,
+            bytes,
             dan,
         }
     }
 
-    /// Whether any of `phrases` (lower-case words separated by single spaces) occurs as
-    /// whole words.
+    fn word(&self, i: usize) -> &str {
+        let (a, b) = self.spans[i];
+        &self.lower[a as usize..b as usize]
+    }
+
+    /// Where `word` occurs, in text order.
+    fn positions<'a>(&'a self, word: &'a str) -> impl Iterator<Item = usize> + 'a {
+        let mut at = self.heads.get(&hash(word)).copied().unwrap_or(NONE);
+        std::iter::from_fn(move || {
+            while at != NONE {
+                let i = at as usize;
+                at = self.next[i];
+                if self.word(i) == word {
+                    return Some(i);
+                }
+            }
+            None
+        })
+    }
+
+    /// Whether any of `phrases` (lower-case words separated by spaces or dashes) occurs
+    /// as consecutive words.
     fn phrase(&self, phrases: &[&str]) -> bool {
         phrases.iter().any(|p| {
-            let at = self.words.match_indices(p);
-            at.into_iter().any(|(i, _)| {
-                self.words[..i].ends_with(' ') && self.words[i + p.len()..].starts_with(' ')
+            let mut words = p.split([' ', '-']);
+            let first = words.next().unwrap_or("");
+            self.positions(first).any(|i| {
+                words
+                    .clone()
+                    .enumerate()
+                    .all(|(k, w)| i + 1 + k < self.spans.len() && self.word(i + 1 + k) == w)
             })
         })
     }
@@ -87,7 +175,10 @@ impl Text {
     /// Whether any of `needles` occurs anywhere in the lower-cased text (for markup and
     /// symbols, which are not words).
     fn contains(&self, needles: &[&str]) -> bool {
-        needles.iter().any(|n| self.lower.contains(n))
+        needles.iter().any(|n| {
+            let need = n.bytes().fold(0u128, |m, b| m | byte_bit(b));
+            need & !self.bytes == 0 && self.lower.contains(n)
+        })
     }
 
     /// Whether a word from each of `sets` occurs in order, each within `gap` words of
@@ -96,18 +187,17 @@ impl Text {
         let Some((first, rest)) = sets.split_first() else {
             return false;
         };
-        self.list
+        first
             .iter()
-            .enumerate()
-            .any(|(i, w)| first.contains(&w.as_str()) && self.follows(i, rest, gap))
+            .any(|w| self.positions(w).any(|i| self.follows(i, rest, gap)))
     }
 
     fn follows(&self, at: usize, sets: &[&[&str]], gap: usize) -> bool {
         let Some((set, rest)) = sets.split_first() else {
             return true;
         };
-        let end = (at + 1 + gap).min(self.list.len());
-        (at + 1..end).any(|j| set.contains(&self.list[j].as_str()) && self.follows(j, rest, gap))
+        let end = (at + 1 + gap).min(self.spans.len());
+        (at + 1..end).any(|j| set.contains(&self.word(j)) && self.follows(j, rest, gap))
     }
 }
 
