@@ -263,14 +263,22 @@ pub(crate) fn find(text: &str, kinds: Kinds) -> Vec<Span> {
     // Scan the folded text; report spans of the original, each from the start of its
     // first character to the end of its last.
     let folded = Folded::new(text);
-    find_ascii(&folded.text, kinds)
-        .into_iter()
-        .map(|s| Span {
+    let mut kept: Vec<Span> = Vec::new();
+    for s in find_ascii(&folded.text, kinds) {
+        let span = Span {
             start: folded.from[s.start].0,
             end: folded.from[s.end - 1].1,
             kind: s.kind,
-        })
-        .collect()
+        };
+        // Finds apart in the folded text can share a character of the original (`℅`
+        // folds to `c/o`): such neighbours become one span, so spans never overlap and
+        // neither is left half visible.
+        match kept.last_mut() {
+            Some(k) if span.start < k.end => k.end = k.end.max(span.end),
+            _ => kept.push(span),
+        }
+    }
+    kept
 }
 
 /// Characters that draw nothing but would split a number or an address for a scanner:
@@ -724,6 +732,8 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(redacted(text), want, "{text}");
         }
+        // Two addresses folded out of one character (`℅` is `c/o`) do not overlap.
+        assert_eq!(redacted("jo@ex.e℅a@ex.com!"), "[REDACTED:EMAIL]!");
         // What is not personal data keeps its own characters.
         assert_eq!(redacted("ｆｕｌｌ width, ok"), "ｆｕｌｌ width, ok");
         assert_eq!(

@@ -72,12 +72,6 @@ const KEYS: &[Shape] = &[
     Shape { prefix: b"xapp-", body: alnum_dash, min: 10, max: ANY },
 ];
 
-/// Whether `token` starts the way a key or a JSON web token does (streams hold such a
-/// token longer, so it is scanned whole).
-pub(crate) fn looks_like_secret(token: &[u8]) -> bool {
-    token.starts_with(b"eyJ") || KEYS.iter().any(|k| token.starts_with(k.prefix))
-}
-
 /// What one pass over a text found out: which scanners can have anything to find, and
 /// where a key or token may start.
 pub(crate) struct Survey {

@@ -2,10 +2,12 @@
 //! split over several chunks, through the SDK's hold-back (`switchyard_sdk::filter::hold`):
 //! this module says how much of the held text is final and redacts what is released.
 //!
-//! Two finds can be longer than any hold: a private key block (kilobytes, over many
-//! lines) and a token longer than [`MAX_HOLD`]. Once one is cut by a release, the rest of
-//! it is dropped from the following releases ([`Skip`]), so the stream shows what the
-//! whole text would: one placeholder.
+//! Two finds can be longer than a hold: a private key block (kilobytes, over many lines)
+//! and a key-like token longer than [`MAX_SECRET_HOLD`]. Once one is cut by a release,
+//! the rest of it is dropped from the following releases ([`Skip`]), so the stream shows
+//! one placeholder (for a block, what the whole text would; for an over-long token, its
+//! start is redacted even if the whole would not have matched: over-redacting beats
+//! leaking).
 
 use switchyard_sdk::filter::hold::{HeldStream, Slot, TextPolicy};
 
@@ -18,9 +20,10 @@ use crate::secrets;
 /// stream.
 const MAX_HOLD: usize = 128;
 
-/// The bound when a held token starts like a key or a JWT: the SDK's own bound, so
-/// that a token up to 4 KB is scanned whole. A longer one is released in pieces; if the
-/// first is recognised, the rest is dropped (see [`Skip`]).
+/// The bound when a held token starts like a key or a JWT (after any non-token byte:
+/// `KEY=sk-...`, `"eyJ...`) or a key block begins: the SDK's own bound, so that such a
+/// token up to 4 KB is scanned whole. A longer one is released at once and redacted
+/// from its start, and the rest of it dropped as it arrives (see [`Skip`]).
 const MAX_SECRET_HOLD: usize = switchyard_sdk::filter::hold::MAX_HOLD;
 
 /// What is left of a find that the last release cut off.
@@ -102,7 +105,37 @@ fn clean(text: &str, mut skip: Option<Skip>, rules: &Rules) -> (String, Option<S
     }
     let text = &text[from..];
     let tb = text.as_bytes();
-    let spans = find(text, rules.kinds);
+    let mut spans = find(text, rules.kinds);
+    // A release that ends inside a run of token bytes (and a JWT's dots) longer than
+    // any word was cut by the hold's bound: if the run started like a key or a JWT, it is
+    // one too long to hold whole. Redact what arrived of it and drop the rest;
+    // over-redacting beats leaking.
+    let run = tb
+        .iter()
+        .rposition(|c| !(secrets::is_token(*c) || *c == b'.'))
+        .map_or(0, |p| p + 1);
+    if tb.len() - run >= MAX_HOLD {
+        let starts = secrets::Survey::of(&tb[run..]).token_starts;
+        let covered = spans.last().is_some_and(|s| s.end == tb.len());
+        if let Some(&first) = starts.first()
+            && !covered
+        {
+            let start = run + first;
+            let kind = if tb[start] == b'e' {
+                Kind::Jwt
+            } else {
+                Kind::ApiKey
+            };
+            if rules.kinds.contains(kind) {
+                spans.retain(|s| s.end <= start);
+                spans.push(crate::detect::Span {
+                    start,
+                    end: tb.len(),
+                    kind,
+                });
+            }
+        }
+    }
     // A find that touches the end of the release was cut off by the hold's bound (or
     // the text ends there, and nothing follows to drop).
     let left = spans
@@ -181,15 +214,23 @@ pub(crate) fn safe_cut(text: &str) -> usize {
     {
         cut = begin;
     }
-    let limit = if b[cut..]
-        .split(u8::is_ascii_whitespace)
-        .any(secrets::looks_like_secret)
+    // A key or token may start after any non-token byte (`KEY=sk-...`, `"eyJ...`), and a
+    // key block may arrive without real line breaks (JSON's `\n`): hold those longer.
+    let held = &b[cut..];
+    let limit = if !secrets::Survey::of(held).token_starts.is_empty()
+        || secrets::find(held, b"-----BEGIN", 0).is_some()
     {
         MAX_SECRET_HOLD
     } else {
         MAX_HOLD
     };
     if b.len() - cut > limit {
+        if limit == MAX_SECRET_HOLD {
+            // A key-like run longer than the hold: release all of it now, so that the
+            // release holds the run's start and redacts it whole (see `clean`); what
+            // follows of the run is dropped as it arrives.
+            return b.len();
+        }
         cut = b.len() - limit;
         while !text.is_char_boundary(cut) {
             cut += 1;
@@ -262,6 +303,53 @@ mod tests {
              then eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{payload}.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U. \
              Half -----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY"
         )
+    }
+
+    fn chunked(text: &str, size: usize) -> Vec<&str> {
+        let mut parts = Vec::new();
+        let mut at = 0;
+        while at < text.len() {
+            let mut end = (at + size).min(text.len());
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            parts.push(&text[at..end]);
+            at = end;
+        }
+        parts
+    }
+
+    /// Keys that do not start a word, a key block with JSON's escaped line breaks, and a
+    /// JWT longer than any hold: whatever the chunking, none of it reaches the client.
+    #[test]
+    fn secrets_inside_words_escaped_key_blocks_and_huge_tokens_never_stream_out() {
+        let key = format!("sk-proj-{}", "AbCdEf0123456789_".repeat(9));
+        let jwt = format!(
+            "eyJhbGciOiJIUzI1NiJ9.{}.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "eyJzdWIiOiIxMjM0NTY3ODkwIn0".repeat(12)
+        );
+        let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj".repeat(25);
+        let huge = format!("eyJhbGciOiJIUzI1NiJ9.{}.sig0123456789", "QUJD".repeat(1500));
+        let texts = [
+            format!("export OPENAI_API_KEY={key}\nnext line"),
+            format!("{{\"token\": \"{jwt}\"}}"),
+            format!(
+                "{{\"private_key\": \"-----BEGIN PRIVATE KEY-----\\n{body}\\n-----END PRIVATE KEY-----\\n\"}}"
+            ),
+            format!("a token {huge} and more"),
+        ];
+        for text in &texts {
+            let whole = clean(text, None, &Rules::all()).0;
+            for size in [1, 4, 16, 100] {
+                let seen = streamed(&chunked(text, size));
+                for secret in [&key[10..60], &jwt[30..80], &body[..50], &huge[30..80]] {
+                    assert!(!seen.contains(secret), "chunks of {size} leaked: {seen}");
+                }
+                if !text.contains(&huge) {
+                    assert_eq!(seen, whole, "chunks of {size}");
+                }
+            }
+        }
     }
 
     #[test]

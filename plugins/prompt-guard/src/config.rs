@@ -34,7 +34,7 @@ enum RoleName {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Raw {
+pub(crate) struct Raw {
     threshold: Option<f32>,
     action: Option<Action>,
     roles: Option<Vec<RoleName>>,

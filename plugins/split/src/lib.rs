@@ -13,7 +13,8 @@
 //!
 //! Each request hashes `salt` and the chosen attribute (the caller's key id, their team,
 //! or for `request` the request's own seed) into one of 10,000 buckets, and the bucket
-//! picks the deployment by the percentages: the same caller always lands on the same side
+//! picks the deployment by the percentages (counted in name order): the same caller always
+//! lands on the same side
 //! while the percentages and salt stay, so an A/B comparison is not muddied by users who
 //! see both. A caller without a key (or team) is hashed by request. The other variants
 //! follow as fallbacks by percentage, then the model's other deployments in config
@@ -85,8 +86,14 @@ impl TryFrom<Raw> for Config {
             variants.push((name.clone(), (pct * 100.0).round() as u32));
         }
         let total: u32 = variants.iter().map(|v| v.1).sum();
-        if total != BUCKETS {
-            let sum: f64 = raw.split.values().sum();
+        let sum: f64 = raw.split.values().sum();
+        // Thirds (33.333 + 33.333 + 33.334) round a basis point short: close enough to 100
+        // is 100, the last variant takes the difference.
+        if (sum - 100.0).abs() < 0.01
+            && let Some(last) = variants.last_mut()
+        {
+            last.1 = (last.1 + BUCKETS).saturating_sub(total);
+        } else if total != BUCKETS {
             return Err(config_error(
                 "split",
                 &format!("the percentages add up to {sum}, not 100"),
@@ -311,6 +318,12 @@ mod tests {
         cs[0].stats.circuit = CircuitState::Open;
         let only_a = config(r#"{"split": {"a": 100, "b": 0}}"#);
         assert_eq!(rank(&only_a, &route_request(1), &cs).order, [1, 2, 3, 0]);
+    }
+
+    #[test]
+    fn thirds_add_up_to_one_hundred() {
+        let c = config(r#"{"split": {"a": 33.333, "b": 33.333, "c": 33.334}}"#);
+        assert_eq!(c.variants.iter().map(|v| v.1).sum::<u32>(), BUCKETS);
     }
 
     #[test]

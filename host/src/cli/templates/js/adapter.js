@@ -24,8 +24,12 @@ function readObject(bytes, what) {
   return v;
 }
 
+// Whole numbers in range only: anything else would trap when handed to the host.
+const count = (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32;
+const unixSeconds = (n) => BigInt(Number.isInteger(n) && n >= 0 ? n : 0);
+
 function usage(u) {
-  if (!u || typeof u.prompt_tokens !== 'number' || typeof u.completion_tokens !== 'number') return undefined;
+  if (!u || !count(u.prompt_tokens) || !count(u.completion_tokens)) return undefined;
   return { promptTokens: u.prompt_tokens, completionTokens: u.completion_tokens, cachedTokens: 0,
     cacheCreationTokens: 0, reasoningTokens: 0 };
 }
@@ -43,7 +47,7 @@ class StreamDecoder {
       index, role: undefined, content: c.delta?.content ?? undefined, reasoning: undefined,
       toolCalls: [], finishReason: FINISH[c.finish_reason],
     }));
-    return [{ id: v.id ?? '', model: v.model ?? '', created: BigInt(v.created ?? 0), choices,
+    return [{ id: String(v.id ?? ''), model: String(v.model ?? ''), created: unixSeconds(v.created), choices,
       usage: usage(v.usage) }];
   }
 
@@ -98,7 +102,7 @@ export const adapter = {
         name: undefined, toolCalls: [], toolCallId: undefined, reasoning: undefined },
       finishReason: FINISH[c.finish_reason],
     }));
-    return { id: v.id ?? '', model: v.model ?? '', created: BigInt(v.created ?? 0), choices,
+    return { id: String(v.id ?? ''), model: String(v.model ?? ''), created: unixSeconds(v.created), choices,
       usage: usage(v.usage), extra: '' };
   },
 

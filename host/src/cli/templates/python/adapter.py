@@ -42,7 +42,9 @@ def read_object(data: bytes, what: str) -> dict:
 
 
 def usage(v) -> types.Usage | None:
-    if not isinstance(v, dict) or "prompt_tokens" not in v or "completion_tokens" not in v:
+    # Counts must be whole numbers in range: anything else would trap when handed over.
+    counts = [v.get(k) if isinstance(v, dict) else None for k in ("prompt_tokens", "completion_tokens")]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**32 for n in counts):
         return None
     return types.Usage(prompt_tokens=v["prompt_tokens"], completion_tokens=v["completion_tokens"],
                        cached_tokens=0, cache_creation_tokens=0, reasoning_tokens=0)
@@ -101,6 +103,8 @@ class Adapter(exports.Adapter):
                                     name=None, tool_calls=[], tool_call_id=None, reasoning=None)
             choices.append(types.Choice(index=i, message=message,
                                         finish_reason=FINISH.get(c.get("finish_reason"))))
-        return types.ChatResponse(id=v.get("id") or "", model=v.get("model") or "",
-                                  created=v.get("created") or 0, choices=choices,
+        created = v.get("created")
+        created = created if isinstance(created, int) and 0 <= created < 2**64 else 0
+        return types.ChatResponse(id=str(v.get("id") or ""), model=str(v.get("model") or ""),
+                                  created=created, choices=choices,
                                   usage=usage(v.get("usage")), extra="")

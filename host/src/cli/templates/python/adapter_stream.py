@@ -26,8 +26,10 @@ class StreamDecoder(a.StreamDecoder):
                                             content=(c.get("delta") or {}).get("content"),
                                             reasoning=None, tool_calls=[],
                                             finish_reason=app.FINISH.get(c.get("finish_reason"))))
-        return [types.ChatChunk(id=v.get("id") or "", model=v.get("model") or "",
-                                created=v.get("created") or 0, choices=deltas,
+        created = v.get("created")
+        created = created if isinstance(created, int) and 0 <= created < 2**64 else 0
+        return [types.ChatChunk(id=str(v.get("id") or ""), model=str(v.get("model") or ""),
+                                created=created, choices=deltas,
                                 usage=app.usage(v.get("usage")))]
 
     def finish(self) -> List[types.ChatChunk]:
