@@ -11,9 +11,11 @@
 //! ```
 
 use crate::adapter::Deployment;
-use crate::filter::RequestContext;
+use crate::filter::{ChunkVerdict, Denial, RequestContext, StreamFilter};
 use crate::router::{Candidate, CircuitState, DeploymentStats, RouteRequest};
-use crate::types::{Caller, ChatRequest, ContentPart, Message, Role, Sampling};
+use crate::types::{
+    Caller, ChatChunk, ChatRequest, ChoiceDelta, ContentPart, FinishReason, Message, Role, Sampling,
+};
 
 /// A non-streamed request for model `public` with these messages (each one text part),
 /// no tools and every sampling parameter left to the provider.
@@ -126,4 +128,46 @@ pub fn route_request(seed: u64) -> RouteRequest {
         caller: context().caller,
         request_seed: seed,
     }
+}
+
+/// A streamed chunk adding `text` to choice 0's answer; with `finish`, the choice's last.
+pub fn text_chunk(text: &str, finish: bool) -> ChatChunk {
+    ChatChunk {
+        id: "c".into(),
+        model: "m".into(),
+        created: 1,
+        choices: vec![ChoiceDelta {
+            index: 0,
+            role: None,
+            content: Some(text.into()),
+            reasoning: None,
+            tool_calls: vec![],
+            finish_reason: finish.then_some(FinishReason::Stop),
+        }],
+        usage: None,
+    }
+}
+
+/// What a client sees of `parts` streamed through `filter` (the last part finishing the
+/// choice, then `finish`): the answer text released, and the denial that stopped the
+/// stream, if one did.
+pub fn stream_through(filter: &mut dyn StreamFilter, parts: &[&str]) -> (String, Option<Denial>) {
+    let mut seen = String::new();
+    let mut verdicts: Vec<_> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| filter.on_chunk(text_chunk(p, i + 1 == parts.len())))
+        .collect();
+    verdicts.push(filter.finish());
+    for v in verdicts {
+        match v.expect("the stream filter failed") {
+            ChunkVerdict::Emit(chunks) => {
+                for d in chunks.iter().flat_map(|c| &c.choices) {
+                    seen.push_str(d.content.as_deref().unwrap_or(""));
+                }
+            }
+            ChunkVerdict::Deny(d) => return (seen, Some(d)),
+        }
+    }
+    (seen, None)
 }

@@ -298,8 +298,7 @@ switchyard_sdk::export_filter!(DenyList);
 mod tests {
     use super::*;
     use switchyard_sdk::parse_config;
-    use switchyard_sdk::testing::request;
-    use switchyard_sdk::types::FinishReason;
+    use switchyard_sdk::testing::{request, stream_through};
 
     fn rules(json: &str) -> Rules {
         Rules::from_config(parse_config(json).unwrap()).unwrap()
@@ -349,46 +348,10 @@ mod tests {
         assert!(request_texts(&call).any(|t| r.find(t, true).is_some()));
     }
 
-    fn chunk(text: &str, finish: bool) -> ChatChunk {
-        ChatChunk {
-            id: "c".into(),
-            model: "m".into(),
-            created: 1,
-            choices: vec![ChoiceDelta {
-                index: 0,
-                role: None,
-                content: Some(text.into()),
-                reasoning: None,
-                tool_calls: vec![],
-                finish_reason: finish.then_some(FinishReason::Stop),
-            }],
-            usage: None,
-        }
-    }
-
-    /// What the client sees of `parts` streamed; `None` once denied.
+    /// What the client sees of `parts` streamed, and whether the stream was denied.
     fn stream(r: Rules, parts: &[&str]) -> (String, bool) {
-        let mut s = HeldStream::new(Policy(r));
-        let mut seen = String::new();
-        let mut verdicts: Vec<ChunkVerdict> = parts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| s.on_chunk(chunk(p, i + 1 == parts.len())).unwrap())
-            .collect();
-        verdicts.push(s.finish().unwrap());
-        for v in verdicts {
-            match v {
-                ChunkVerdict::Emit(cs) => {
-                    for c in cs {
-                        for d in c.choices {
-                            seen.push_str(d.content.as_deref().unwrap_or(""));
-                        }
-                    }
-                }
-                ChunkVerdict::Deny(_) => return (seen, true),
-            }
-        }
-        (seen, false)
+        let (seen, denial) = stream_through(&mut HeldStream::new(Policy(r)), parts);
+        (seen, denial.is_some())
     }
 
     #[test]

@@ -242,44 +242,12 @@ pub(crate) fn safe_cut(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_sdk::filter::{ChatChunk, ChoiceDelta, ChunkVerdict, StreamFilter};
-    use switchyard_sdk::types::FinishReason;
-
-    fn chunk(text: &str, finish: bool) -> ChatChunk {
-        ChatChunk {
-            id: "c".into(),
-            model: "m".into(),
-            created: 1,
-            choices: vec![ChoiceDelta {
-                index: 0,
-                role: None,
-                content: Some(text.into()),
-                reasoning: None,
-                tool_calls: vec![],
-                finish_reason: finish.then_some(FinishReason::Stop),
-            }],
-            usage: None,
-        }
-    }
+    use switchyard_sdk::testing::stream_through;
 
     /// What the client sees of `parts` streamed through the redactor.
     fn streamed(parts: &[&str]) -> String {
-        let mut s = redactor(Rules::all());
-        let mut verdicts: Vec<ChunkVerdict> = parts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| s.on_chunk(chunk(p, i + 1 == parts.len())).unwrap())
-            .collect();
-        verdicts.push(s.finish().unwrap());
-        let mut seen = String::new();
-        for v in verdicts {
-            let ChunkVerdict::Emit(chunks) = v else {
-                panic!("redaction never denies")
-            };
-            for d in chunks.iter().flat_map(|c| &c.choices) {
-                seen.push_str(d.content.as_deref().unwrap_or(""));
-            }
-        }
+        let (seen, denied) = stream_through(&mut redactor(Rules::all()), parts);
+        assert!(denied.is_none(), "redaction never denies");
         seen
     }
 

@@ -283,7 +283,6 @@ fn is_empty_text(d: &ChoiceDelta) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::FinishReason;
 
     /// Holds back the last 3 bytes, denies "bad", upper-cases what it releases.
     struct Shout;
@@ -307,19 +306,7 @@ mod tests {
         }
     }
 
-    fn chunk(text: &str, finish: bool) -> ChatChunk {
-        ChatChunk {
-            id: "c".into(),
-            model: "m".into(),
-            created: 1,
-            choices: vec![ChoiceDelta {
-                content: Some(text.into()),
-                finish_reason: finish.then_some(FinishReason::Stop),
-                ..text_delta(0)
-            }],
-            usage: None,
-        }
-    }
+    use crate::testing::text_chunk as chunk;
 
     fn text_of(v: &ChunkVerdict) -> String {
         match v {
